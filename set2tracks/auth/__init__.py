@@ -1,0 +1,1 @@
+"""Accounts and access: users, sessions, invites, API tokens, admin."""

@@ -1,0 +1,300 @@
+"""Configuration: the only module that reads the environment.
+
+Two profiles (see DESIGN.md): the embedded default, which works with no environment at
+all (SQLite, in-process jobs, in-memory limits and cache), and production
+(``SET2TRACKS_ENV=production``: PostgreSQL, Redis, RQ workers). Every variable is parsed
+lazily and validated all at once, so a bad deployment learns about every mistake in one
+error instead of one per restart.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import click
+from environs import Env, EnvValidationError
+from marshmallow import ValidationError
+from marshmallow.validate import Email, OneOf, Range
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+PRODUCTION = "production"
+EMBEDDED = "embedded"
+SIGNUP_MODES = ("open", "invite", "closed")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+MIN_SECRET_KEY_LENGTH = 32
+SECRET_KEY_FILE = "secret_key"
+
+_REQUIRED_IN_PRODUCTION = {
+    "SECRET_KEY": f"required in production (a random string of at least {MIN_SECRET_KEY_LENGTH} characters)",
+    "DATABASE_URL": "required in production (postgresql://user:password@host:5432/dbname)",
+    "REDIS_URL": "required in production (redis://host:6379/0)",
+}
+
+
+class ConfigError(click.ClickException):
+    """The environment cannot run the app; the message names every offending variable.
+
+    A ``ClickException`` so that the ``flask`` CLI prints it as one clean ``Error:`` line
+    and exits non-zero instead of dumping a traceback.
+    """
+
+    exit_code = 2
+
+    def __init__(self, problems: Mapping[str, str]) -> None:
+        self.problems = dict(problems)
+        lines = [f"  {name}: {why}" for name, why in sorted(self.problems.items())]
+        super().__init__(
+            "invalid configuration, fix these environment variables:\n" + "\n".join(lines)
+        )
+
+
+def _check(predicate: Callable[[Any], bool], message: str) -> Callable[[Any], None]:
+    def validate(value: Any) -> None:
+        if not predicate(value):
+            raise ValidationError(message)
+
+    return validate
+
+
+def _database_url(value: str) -> str:
+    """Parse a database URL, normalising Heroku's ``postgres://`` to the psycopg 3 driver."""
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        raise ValidationError(
+            "not a database URL (expected postgresql://user:password@host:5432/dbname)"
+        ) from None
+    backend = url.get_backend_name()
+    if backend in ("postgres", "postgresql"):
+        if not url.host or not url.database:
+            raise ValidationError("a PostgreSQL URL needs a host and a database name")
+        url = url.set(drivername="postgresql+psycopg")
+    elif backend != "sqlite":
+        raise ValidationError(f"unsupported database {backend!r} (use postgresql or sqlite)")
+    return url.render_as_string(hide_password=False)
+
+
+def _redis_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("redis", "rediss", "unix") or not (parts.hostname or parts.path):
+        raise ValidationError("not a Redis URL (expected redis://host:6379/0 or rediss://...)")
+    return value
+
+
+def _origin(value: str) -> bool:
+    parts = urlsplit(value)
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.netloc)
+        and parts.path in ("", "/")
+        and not parts.query
+        and not parts.fragment
+    )
+
+
+def _http_url(value: str) -> bool:
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def _smtp_url(value: str) -> bool:
+    parts = urlsplit(value)
+    return parts.scheme in ("smtp", "smtps", "smtp+starttls") and bool(parts.hostname)
+
+
+def load_config(instance_path: str | os.PathLike[str], *, read_dotenv: bool = True) -> dict[str, Any]:
+    """Read and validate the environment into Flask settings, raising one ``ConfigError``."""
+    env = Env(eager=False)
+    if read_dotenv:
+        env.read_env(".env", recurse=False)
+    instance = Path(instance_path)
+
+    profile_raw = env.str("SET2TRACKS_ENV", "")
+    production = profile_raw == PRODUCTION
+    problems: dict[str, str] = {}
+    if profile_raw not in ("", PRODUCTION):
+        problems["SET2TRACKS_ENV"] = f"must be {PRODUCTION!r} or unset, not {profile_raw!r}"
+
+    secret_key = env.str(
+        "SECRET_KEY",
+        None,
+        validate=_check(
+            lambda v: len(v) >= MIN_SECRET_KEY_LENGTH,
+            f"too short: use at least {MIN_SECRET_KEY_LENGTH} random characters",
+        ),
+    )
+    database_url = env.str("DATABASE_URL", None, validate=_database_url)
+    redis_url = env.str("REDIS_URL", None, validate=_redis_url)
+    force_https = env.bool("FORCE_HTTPS", production)
+    signup_mode = env.str(
+        "SIGNUP_MODE", "invite" if production else "open", validate=OneOf(SIGNUP_MODES)
+    )
+    cors_origins = env.list(
+        "CORS_ORIGINS",
+        [],
+        validate=_check(
+            lambda values: all(_origin(v) for v in values),
+            "each origin must look like https://example.com (scheme and host, no path)",
+        ),
+    )
+    upload_dir = env.path("UPLOAD_DIR", instance / "uploads")
+    port = env.int("PORT", 5000, validate=Range(1, 65535))
+    web_concurrency = env.int("WEB_CONCURRENCY", 2, validate=Range(1, 64))
+    log_level = env.str("LOG_LEVEL", "INFO", validate=OneOf(LOG_LEVELS))
+    proxy_x_for = env.int("PROXY_FIX_X_FOR", 1 if production else 0, validate=Range(0, 5))
+    proxy_x_proto = env.int("PROXY_FIX_X_PROTO", 1 if production else 0, validate=Range(0, 5))
+    site_url = env.str(
+        "SITE_URL",
+        None,
+        validate=_check(_http_url, "must be an http(s) URL such as https://set2tracks.example"),
+    )
+    job_timeout = env.int("JOB_TIMEOUT", 45 * 60, validate=Range(30, 6 * 3600))
+    smtp_url = env.str(
+        "SMTP_URL",
+        None,
+        validate=_check(_smtp_url, "must look like smtp://user:password@host:587 or smtps://..."),
+    )
+    mail_from = env.str("MAIL_FROM", "Set2Tracks <noreply@localhost>")
+    flask_debug = env.bool("FLASK_DEBUG", False)
+
+    try:
+        env.seal()
+    except EnvValidationError as error:
+        for name, messages in dict(error.error_messages).items():  # type: ignore[arg-type]
+            problems[name] = "; ".join(m for m in messages if m) or "invalid value"
+
+    if mail_from and "MAIL_FROM" not in problems and not _valid_sender(mail_from):
+        problems["MAIL_FROM"] = "must be an email address, optionally as 'Name <address>'"
+
+    if production:
+        given = {"SECRET_KEY": secret_key, "DATABASE_URL": database_url, "REDIS_URL": redis_url}
+        for name, why in _REQUIRED_IN_PRODUCTION.items():
+            if not given[name] and name not in problems:
+                problems[name] = why
+        if database_url and "DATABASE_URL" not in problems and not database_url.startswith(
+            "postgresql"
+        ):
+            problems["DATABASE_URL"] = "production needs PostgreSQL, not SQLite"
+        if flask_debug:
+            problems["FLASK_DEBUG"] = "debug mode must be off in production"
+    if problems:
+        raise ConfigError(problems)
+
+    database_uri = (
+        _database_url(database_url)
+        if database_url
+        else f"sqlite:///{(instance / 'set2tracks.db').resolve()}"
+    )
+    settings: dict[str, Any] = {
+        "SET2TRACKS_ENV": PRODUCTION if production else EMBEDDED,
+        "SECRET_KEY": secret_key,
+        "SQLALCHEMY_DATABASE_URI": database_uri,
+        "REDIS_URL": redis_url if production else None,
+        "FORCE_HTTPS": force_https,
+        "SIGNUP_MODE": signup_mode,
+        "CORS_ORIGINS": cors_origins,
+        "UPLOAD_DIR": str(upload_dir),
+        "PORT": port,
+        "WEB_CONCURRENCY": web_concurrency,
+        "LOG_LEVEL": log_level,
+        "PROXY_FIX_X_FOR": proxy_x_for,
+        "PROXY_FIX_X_PROTO": proxy_x_proto,
+        "SITE_URL": site_url,
+        "JOB_TIMEOUT": job_timeout,
+        "SMTP_URL": smtp_url,
+        "MAIL_FROM": mail_from,
+    }
+    settings.update(_profile_settings(production, instance))
+    return settings
+
+
+def _valid_sender(value: str) -> bool:
+    address = value.rsplit("<", 1)[-1].rstrip(">").strip() if "<" in value else value
+    try:
+        Email()(address)
+    except ValidationError:
+        return address.endswith("@localhost")
+    return True
+
+
+def _profile_settings(production: bool, instance: Path) -> dict[str, Any]:
+    """Return the settings that follow from the profile rather than from a variable."""
+    common: dict[str, Any] = {
+        "SQLALCHEMY_TRACK_MODIFICATIONS": False,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_DURATION": timedelta(days=30),
+        "PERMANENT_SESSION_LIFETIME": timedelta(hours=12),
+        "SESSION_PERMANENT": True,
+        "SESSION_KEY_PREFIX": "s2t-session:",
+        "RATELIMIT_KEY_PREFIX": "s2t-rl",
+        "RATELIMIT_STRATEGY": "moving-window",
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "WTF_CSRF_TIME_LIMIT": None,
+        "MAX_CONTENT_LENGTH": 1024 * 1024,
+        "MAX_FORM_MEMORY_SIZE": 64 * 1024,
+        "MAX_FORM_PARTS": 50,
+        "JSON_SORT_KEYS": False,
+    }
+    if production:
+        return common | {
+            "JOB_RUNNER": "rq",
+            "SESSION_TYPE": "redis",
+            "SESSION_COOKIE_NAME": "__Host-session",
+            "SESSION_COOKIE_SECURE": True,
+            "REMEMBER_COOKIE_NAME": "__Host-remember",
+            "REMEMBER_COOKIE_SECURE": True,
+            "RATELIMIT_STORAGE_URI": "redis",  # resolved to REDIS_URL by the extension setup
+            "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+            "RATELIMIT_SWALLOW_ERRORS": True,
+            "CACHE_TYPE": "RedisCache",
+            "SQLALCHEMY_ENGINE_OPTIONS": {
+                "pool_pre_ping": True,
+                "pool_timeout": 2,
+                "connect_args": {
+                    "connect_timeout": 2,
+                    "options": "-c statement_timeout=15000"
+                    " -c idle_in_transaction_session_timeout=60000",
+                },
+            },
+        }
+    return common | {
+        "JOB_RUNNER": "inline",
+        "SESSION_TYPE": "cachelib",
+        "SESSION_FILE_DIR": str(instance / "sessions"),
+        "SESSION_COOKIE_NAME": "s2t_session",
+        "SESSION_COOKIE_SECURE": False,
+        "REMEMBER_COOKIE_NAME": "s2t_remember",
+        "REMEMBER_COOKIE_SECURE": False,
+        "RATELIMIT_STORAGE_URI": "memory://",
+        "CACHE_TYPE": "SimpleCache",
+        "SQLALCHEMY_ENGINE_OPTIONS": {},
+    }
+
+
+def persistent_secret_key(instance_path: str | os.PathLike[str]) -> str:
+    """Return the embedded profile's secret key, generating it once in ``instance/``."""
+    path = Path(instance_path) / SECRET_KEY_FILE
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    try:
+        # O_EXCL: two processes starting together agree on the first key written.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key

@@ -1,0 +1,142 @@
+"""Domain errors and the one place where every error becomes a response.
+
+``/api`` answers ``application/problem+json`` (RFC 9457) with the request id; pages render
+``templates/errors/<code>.html``. Nothing shows a traceback, a library's message, SQL or a
+path: those go to the log, tagged with the same request id.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, g, jsonify, render_template, request
+from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from set2tracks.extensions import db
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+PAGE_TEMPLATES = {400, 403, 404, 405, 413, 415, 429, 500, 503}
+RETRY_AFTER_SECONDS = 30
+
+
+class DomainError(Exception):
+    """A rule of the product was broken; ``detail`` is safe to show to the person."""
+
+    status = 400
+    title = "Bad request"
+
+    def __init__(self, detail: str, *, fields: dict[str, list[str]] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.fields = fields or {}
+
+
+class InvalidInput(DomainError):
+    status = 422
+    title = "Invalid input"
+
+
+class Unauthorized(DomainError):
+    status = 401
+    title = "Authentication required"
+
+
+class Forbidden(DomainError):
+    status = 403
+    title = "Forbidden"
+
+
+class NotFound(DomainError):
+    status = 404
+    title = "Not found"
+
+
+class Conflict(DomainError):
+    status = 409
+    title = "Conflict"
+
+
+class ServiceUnavailable(DomainError):
+    status = 503
+    title = "Service unavailable"
+
+
+def wants_problem_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def error_response(
+    status: int, title: str, detail: str, fields: dict[str, Any] | None = None
+) -> Response:
+    """Render an error as problem+json under ``/api`` and as a page everywhere else."""
+    request_id = g.get("request_id")
+    if wants_problem_json():
+        body: dict[str, Any] = {
+            "type": "about:blank",
+            "title": title,
+            "status": status,
+            "detail": detail,
+            "request_id": request_id,
+        }
+        if fields:
+            body["errors"] = fields
+        response = jsonify(body)
+        response.mimetype = PROBLEM_JSON
+    else:
+        template = f"errors/{status if status in PAGE_TEMPLATES else 'generic'}.html"
+        html = render_template(
+            template, status=status, title=title, detail=detail, request_id=request_id
+        )
+        response = Response(html, mimetype="text/html")
+    response.status_code = status
+    if status in (429, 503):
+        response.headers.setdefault("Retry-After", str(RETRY_AFTER_SECONDS))
+    return response
+
+
+def _unavailable(error: Exception) -> bool:
+    return isinstance(error, (RedisError, OperationalError)) or (
+        isinstance(error, DBAPIError) and error.connection_invalidated
+    )
+
+
+def handle_domain_error(error: DomainError) -> Response:
+    return error_response(error.status, error.title, error.detail, error.fields)
+
+
+def handle_http_exception(error: HTTPException) -> Response:
+    status = error.code or 500
+    # flask-smorest/webargs put field errors in ``data["messages"]`` on a 422.
+    fields = getattr(error, "data", {}).get("messages")
+    response = error_response(status, error.name, error.description or error.name, fields)
+    valid_methods = getattr(error, "valid_methods", None)
+    if status == 405 and valid_methods:
+        response.headers["Allow"] = ", ".join(valid_methods)
+    return response
+
+
+def handle_unexpected(error: Exception) -> Response:
+    original = error.original_exception if isinstance(error, InternalServerError) else error
+    db.session.rollback()
+    if original is not None and _unavailable(original):
+        logger.error("dependency unavailable: %s", type(original).__name__)
+        return error_response(
+            503,
+            "Service unavailable",
+            "A service this page needs is not answering. Please try again shortly.",
+        )
+    logger.exception("unhandled error", exc_info=original)
+    return error_response(
+        500, "Internal server error", "Something went wrong on our side. It has been logged."
+    )
+
+
+def init_errorhandlers(app: Flask) -> None:
+    app.register_error_handler(DomainError, handle_domain_error)
+    app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(Exception, handle_unexpected)

@@ -1,0 +1,125 @@
+"""Extension objects, created unbound; the app factory binds them with ``init_extensions``."""
+
+from pathlib import Path
+from typing import Any
+
+from cachelib import FileSystemCache
+from flask import Flask
+from flask_caching import Cache
+from flask_cors import CORS
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_login import LoginManager
+from flask_migrate import Migrate
+from flask_session import Session
+from flask_sqlalchemy import SQLAlchemy
+from flask_talisman import Talisman
+from flask_wtf import CSRFProtect
+from redis import Redis
+
+from set2tracks.database import Base, enable_sqlite_pragmas
+
+db = SQLAlchemy(model_class=Base)
+migrate = Migrate()
+login_manager = LoginManager()
+limiter = Limiter(key_func=get_remote_address)
+talisman = Talisman()
+cors = CORS()
+server_session = Session()
+cache = Cache()
+csrf = CSRFProtect()
+
+
+# Short timeouts: a hung Redis must cost a request half a second, not a worker timeout.
+REDIS_CLIENT_OPTIONS: dict[str, Any] = {
+    "socket_connect_timeout": 0.5,
+    "socket_timeout": 0.5,
+    "health_check_interval": 30,
+}
+
+YOUTUBE_EMBED = "https://www.youtube-nocookie.com"
+IMAGE_HOSTS = ["https://i.ytimg.com", "https://*.mzstatic.com", "https://i.scdn.co"]
+MEDIA_HOSTS = ["https://*.itunes.apple.com", "https://p.scdn.co"]
+
+
+def content_security_policy() -> dict[str, str | list[str]]:
+    """Return the CSP: scripts only from this origin or with the per-request nonce."""
+    return {
+        "default-src": "'self'",
+        "script-src": "'self'",
+        "style-src": "'self'",
+        "img-src": ["'self'", "data:", *IMAGE_HOSTS],
+        "media-src": ["'self'", *MEDIA_HOSTS],
+        "frame-src": YOUTUBE_EMBED,
+        "object-src": "'none'",
+        "base-uri": "'self'",
+        "form-action": "'self'",
+        "frame-ancestors": "'none'",
+    }
+
+
+def redis_client(app: Flask) -> Redis:
+    """Return the app's Redis client (production profile only)."""
+    client: Redis = app.extensions["s2t_redis"]
+    return client
+
+
+def init_extensions(app: Flask) -> None:
+    """Bind every extension to ``app`` with the settings of its profile."""
+    config = app.config
+    enable_sqlite_pragmas()
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(Path(app.root_path).parent / "migrations"))
+
+    if config.get("REDIS_URL"):
+        app.extensions["s2t_redis"] = Redis.from_url(config["REDIS_URL"], **REDIS_CLIENT_OPTIONS)
+
+    if config["SESSION_TYPE"] == "redis":
+        config.setdefault("SESSION_REDIS", redis_client(app))
+    elif config["SESSION_TYPE"] == "cachelib":
+        config.setdefault(
+            "SESSION_CACHELIB", FileSystemCache(config["SESSION_FILE_DIR"], mode=0o600)
+        )
+    server_session.init_app(app)
+
+    login_manager.init_app(app)
+    login_manager.session_protection = "basic"
+    csrf.init_app(app)
+
+    if config["RATELIMIT_STORAGE_URI"] == "redis":
+        config["RATELIMIT_STORAGE_URI"] = config["REDIS_URL"]
+        config.setdefault("RATELIMIT_STORAGE_OPTIONS", dict(REDIS_CLIENT_OPTIONS))
+    limiter.init_app(app)
+
+    if config["CACHE_TYPE"] == "RedisCache":
+        config.setdefault("CACHE_REDIS_URL", config["REDIS_URL"])
+        config.setdefault("CACHE_OPTIONS", dict(REDIS_CLIENT_OPTIONS))
+    config.setdefault("CACHE_KEY_PREFIX", "s2t-cache:")
+    cache.init_app(app)
+
+    cors.init_app(
+        app,
+        resources={r"/api/*": {"origins": config["CORS_ORIGINS"]}},
+        supports_credentials=True,
+        expose_headers=["X-Request-ID"],
+    )
+    talisman.init_app(
+        app,
+        force_https=config["FORCE_HTTPS"],
+        strict_transport_security=config["FORCE_HTTPS"],
+        strict_transport_security_include_subdomains=True,
+        content_security_policy=content_security_policy(),
+        content_security_policy_nonce_in=["script-src"],
+        frame_options="DENY",
+        referrer_policy="strict-origin-when-cross-origin",
+        permissions_policy={
+            "camera": "()",
+            "microphone": "()",
+            "geolocation": "()",
+            "payment": "()",
+            "usb": "()",
+        },
+        session_cookie_secure=config["SESSION_COOKIE_SECURE"],
+        session_cookie_http_only=True,
+        session_cookie_samesite="Lax",
+    )

@@ -1,0 +1,35 @@
+"""Files of a DJ's own music library, indexed for offline recognition."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import BigInteger, Float, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from set2tracks.database import TimestampMixin
+from set2tracks.extensions import db
+
+if TYPE_CHECKING:
+    from set2tracks.tracks.models import Track
+
+
+class LibraryFile(TimestampMixin, db.Model):  # type: ignore[name-defined,misc]
+    __tablename__ = "library_files"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    path: Mapped[str] = mapped_column(Text, unique=True)
+    # SHA-256 of the audio file: the same music under another path is not indexed twice.
+    content_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    title: Mapped[str | None] = mapped_column(String(300))
+    artist: Mapped[str | None] = mapped_column(String(300))
+    album: Mapped[str | None] = mapped_column(String(300))
+    isrc: Mapped[str | None] = mapped_column(String(12))
+    duration_seconds: Mapped[float | None] = mapped_column(Float)
+    fingerprint_count: Mapped[int] = mapped_column(Integer, default=0)
+    # NULL until every fingerprint of the file is stored: an interrupted run leaves it NULL.
+    indexed_at: Mapped[datetime | None]
+
+    track: Mapped[Track | None] = relationship(back_populates="library_file")

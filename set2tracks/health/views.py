@@ -1,0 +1,53 @@
+"""``/healthz`` (alive), ``/readyz`` (dependencies answer) and ``/health`` (details)."""
+
+from __future__ import annotations
+
+import platform
+import time
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify
+
+from set2tracks.version import __version__
+from set2tracks.extensions import limiter, talisman
+from set2tracks.health.checks import run_checks
+
+blueprint = Blueprint("health", __name__)
+_STARTED = time.monotonic()
+
+# Load balancers probe over plain HTTP and must never be redirected or rate limited.
+_probe = talisman(force_https=False)
+
+
+@blueprint.get("/healthz")
+@limiter.exempt
+@_probe
+def healthz() -> Response:
+    """Answer 200 as long as the process serves requests; touches no dependency."""
+    return jsonify(status="ok")
+
+
+@blueprint.get("/readyz")
+@limiter.exempt
+@_probe
+def readyz() -> tuple[Response, int]:
+    checks = run_checks(current_app)
+    ready = all(check["ok"] for check in checks.values())
+    return jsonify(status="ok" if ready else "unavailable", checks=checks), 200 if ready else 503
+
+
+@blueprint.get("/health")
+@limiter.exempt
+@_probe
+def health() -> tuple[Response, int]:
+    checks = run_checks(current_app, details=True)
+    ready = all(check["ok"] for check in checks.values())
+    body: dict[str, Any] = {
+        "status": "ok" if ready else "degraded",
+        "version": __version__,
+        "python": platform.python_version(),
+        "profile": current_app.config["SET2TRACKS_ENV"],
+        "uptime_seconds": round(time.monotonic() - _STARTED, 1),
+        "checks": checks,
+    }
+    return jsonify(body), 200 if ready else 503

@@ -1,0 +1,121 @@
+"""JSON logging, request ids and the redaction of secrets.
+
+Configured once per process for web and worker alike. Every line is one JSON object with a
+UTC timestamp; lines logged while a request is handled carry its request id, route and user.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+import uuid
+from typing import Any
+
+from flask import Flask, Response, g, has_request_context, request
+from flask_login import current_user
+from pythonjsonlogger.json import JsonFormatter
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
+_HANDLER_NAME = "set2tracks"
+
+# Values following these names never reach a log line, whatever the message looks like.
+_SECRET_NAMES = r"password|passwd|secret|token|api[_-]?key|authorization|cookie|session"
+_SECRET_ASSIGNMENT = re.compile(
+    rf"(?i)((?:{_SECRET_NAMES})[\w-]*[\"']?\s*[:=]\s*[\"']?)(?:Bearer\s+)?[^\s\"',;&}}]+"
+)
+_BEARER = re.compile(r"(?i)(Bearer\s+)[A-Za-z0-9._~+/=-]+")
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]+(@)")
+_SECRET_KEY = re.compile(rf"(?i)^({_SECRET_NAMES}|.*_(key|secret|token|password))$")
+REDACTED = "[redacted]"
+
+
+def redact(text: str) -> str:
+    """Mask secrets in free text: ``password=...``, bearer tokens, passwords in URLs."""
+    text = _SECRET_ASSIGNMENT.sub(rf"\g<1>{REDACTED}", text)
+    text = _BEARER.sub(rf"\g<1>{REDACTED}", text)
+    return _URL_PASSWORD.sub(rf"\g<1>{REDACTED}\g<2>", text)
+
+
+class RedactingFilter(logging.Filter):
+    """Render the message, then scrub it and every extra field that looks secret."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(record.getMessage())
+        record.args = None
+        for key, value in list(record.__dict__.items()):
+            if key in _STANDARD_ATTRIBUTES:
+                continue
+            if _SECRET_KEY.match(key):
+                setattr(record, key, REDACTED)
+            elif isinstance(value, str):
+                setattr(record, key, redact(value))
+        return True
+
+
+class RequestContextFilter(logging.Filter):
+    """Tag records logged during a request with its id, route and user."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if has_request_context():
+            record.request_id = g.get("request_id")
+            record.route = request.url_rule.rule if request.url_rule else None
+            user = current_user if g.get("_login_user") is not None else None
+            record.user_id = getattr(user, "id", None)
+        return True
+
+
+_STANDARD_ATTRIBUTES = set(
+    vars(logging.LogRecord("", 0, "", 0, "", None, None))
+) | {"message", "asctime", "taskName"}
+
+
+def init_logging(app: Flask) -> None:
+    """Send JSON lines to stderr (once per process) and track request ids and timings."""
+    root = logging.getLogger()
+    if not any(handler.get_name() == _HANDLER_NAME for handler in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.set_name(_HANDLER_NAME)
+        handler.setFormatter(
+            JsonFormatter(
+                "{levelname}{name}{message}",
+                style="{",
+                rename_fields={"levelname": "level", "name": "logger"},
+                timestamp=True,
+            )
+        )
+        handler.addFilter(RequestContextFilter())
+        handler.addFilter(RedactingFilter())
+        root.addHandler(handler)
+    root.setLevel(app.config["LOG_LEVEL"])
+    app.logger.handlers.clear()
+    app.logger.propagate = True
+    app.before_request(_start_request)
+    app.after_request(_finish_request)
+
+
+def request_id() -> str | None:
+    """Return the id of the request being handled, if any."""
+    return g.get("request_id") if has_request_context() else None
+
+
+def _start_request() -> None:
+    incoming = request.headers.get(REQUEST_ID_HEADER, "")
+    g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    g.request_started = time.perf_counter()
+
+
+def _finish_request(response: Response) -> Response:
+    response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
+    started: Any = g.get("request_started")
+    duration_ms = round((time.perf_counter() - started) * 1000, 1) if started else None
+    logging.getLogger("set2tracks.access").info(
+        "%s %s %s",
+        request.method,
+        request.path,
+        response.status_code,
+        extra={"method": request.method, "status": response.status_code, "duration_ms": duration_ms},
+    )
+    return response

@@ -1,0 +1,150 @@
+"""Background jobs: queue names, ``enqueue()`` and the in-process runner.
+
+Jobs are functions named by dotted path that take ids and plain values. In production they
+go to RQ on Redis and ``worker.py`` runs them; in the embedded profile the very same
+``run_job`` runs them on one in-process worker thread. There is no second implementation of
+any job: both runners call ``run_job(path, *args)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue as stdlib_queue
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask, current_app
+from redis import Redis
+from rq import Queue, Retry
+from rq.utils import import_attribute
+
+from set2tracks.extensions import db, redis_client
+from set2tracks.logs import request_id
+
+logger = logging.getLogger(__name__)
+
+HIGH = "high"
+DEFAULT = "default"
+LOW = "low"
+QUEUE_NAMES = (HIGH, DEFAULT, LOW)
+JOB_PREFIX = "set2tracks."
+
+
+def run_job(path: str, *args: Any) -> Any:
+    """Run the job function at ``path`` inside the current app context, then free the session."""
+    if not path.startswith(JOB_PREFIX):
+        raise ValueError(f"refusing to run {path!r}: jobs live in the set2tracks package")
+    function: Callable[..., Any] = import_attribute(path)
+    try:
+        return function(*args)
+    finally:
+        db.session.remove()
+
+
+@dataclass
+class InlineJob:
+    id: str
+    path: str
+    args: tuple[Any, ...]
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Any = None
+    error: BaseException | None = None
+
+
+class InlineRunner:
+    """One daemon thread that runs jobs in order, for the embedded profile."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self._jobs: stdlib_queue.Queue[InlineJob] = stdlib_queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, path: str, args: tuple[Any, ...], job_id: str) -> InlineJob:
+        job = InlineJob(job_id, path, args)
+        self._jobs.put(job)
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._work, name="set2tracks-jobs", daemon=True
+                )
+                self._thread.start()
+        return job
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait until every submitted job has run; return False on timeout."""
+        done = threading.Event()
+
+        def wait() -> None:
+            self._jobs.join()
+            done.set()
+
+        threading.Thread(target=wait, daemon=True).start()
+        return done.wait(timeout)
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            try:
+                with self.app.app_context():
+                    job.result = run_job(job.path, *job.args)
+            except BaseException as error:  # a failed job must not kill the runner
+                job.error = error
+                logger.exception("job %s (%s) failed", job.id, job.path)
+            finally:
+                job.done.set()
+                self._jobs.task_done()
+
+
+def init_queues(app: Flask) -> None:
+    if app.config["JOB_RUNNER"] == "inline":
+        app.extensions["s2t_inline_runner"] = InlineRunner(app)
+
+
+def rq_queue(name: str = DEFAULT, connection: Redis | None = None) -> Queue:
+    """Return the RQ queue ``name`` on the app's Redis."""
+    if name not in QUEUE_NAMES:
+        raise ValueError(f"unknown queue {name!r}")
+    return Queue(name, connection=connection or redis_client(current_app))
+
+
+def inline_runner() -> InlineRunner:
+    runner: InlineRunner = current_app.extensions["s2t_inline_runner"]
+    return runner
+
+
+def enqueue(
+    path: str,
+    *args: Any,
+    queue: str = DEFAULT,
+    timeout: int | None = None,
+    job_id: str | None = None,
+    retries: int = 0,
+    retry_intervals: list[int] | None = None,
+) -> str:
+    """Put the job ``path(*args)`` on a queue after the caller's commit; return its id."""
+    if not path.startswith(JOB_PREFIX):
+        raise ValueError(f"jobs live in the set2tracks package, not {path!r}")
+    job_id = job_id or uuid.uuid4().hex
+    if current_app.config["JOB_RUNNER"] == "inline":
+        inline_runner().submit(path, args, job_id)
+        logger.info("job %s queued in-process: %s", job_id, path)
+        return job_id
+    job = rq_queue(queue).enqueue(
+        run_job,
+        path,
+        *args,
+        job_id=job_id,
+        job_timeout=timeout or current_app.config["JOB_TIMEOUT"],
+        description=path,
+        retry=Retry(max=retries, interval=retry_intervals or [10, 60, 300])
+        if retries
+        else None,
+        meta={"request_id": request_id()},
+        failure_ttl=7 * 24 * 3600,
+    )
+    logger.info("job %s queued on %s: %s", job.id, queue, path)
+    return str(job.id)

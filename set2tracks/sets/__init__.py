@@ -1,0 +1,1 @@
+"""Sets, channels, submissions, tracklists and exports."""

@@ -1,0 +1,102 @@
+"""Reading sets for browsing, and keeping their counters true."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Select, case, distinct, func, select, update
+from sqlalchemy.orm import joinedload, selectinload
+
+from set2tracks.errors import NotFound
+from set2tracks.extensions import db
+from set2tracks.search import apply_search
+from set2tracks.sets.models import Channel, DjSet, SetTrack
+from set2tracks.tracks.models import Track
+from set2tracks.tracks.services import recount_track_sets
+
+SORTS = {
+    "youtube": (DjSet.youtube_published_at.desc().nulls_last(), DjSet.id.desc()),
+    "added": (DjSet.published_at.desc().nulls_last(), DjSet.id.desc()),
+    "popular": (Channel.follower_count.desc().nulls_last(), DjSet.id.desc()),
+}
+DEFAULT_SORT = "added"
+PAGE_SIZE = 30
+
+
+def visible_sets() -> Select[Any]:
+    """Return a query for sets that everyone may see: published and not hidden."""
+    return (
+        select(DjSet)
+        .outerjoin(DjSet.channel)
+        .options(joinedload(DjSet.channel))
+        .where(DjSet.is_published.is_(True), DjSet.is_hidden.is_(False))
+    )
+
+
+def browse_sets(text: str = "", sort: str = DEFAULT_SORT) -> Select[Any]:
+    """Return visible sets matching ``text``, in the order ``sort`` names."""
+    query = visible_sets()
+    if text.strip():
+        return apply_search(query, DjSet.search_document, text).order_by(DjSet.id.desc())
+    return query.order_by(*SORTS[sort])
+
+
+def get_visible_set(set_id: int) -> DjSet:
+    """Return a visible set with its tracklist and tracks, or raise ``NotFound``."""
+    dj_set = db.session.scalar(
+        visible_sets()
+        .where(DjSet.id == set_id)
+        .options(selectinload(DjSet.tracklist).joinedload(SetTrack.track).joinedload(Track.label))
+    )
+    if dj_set is None:
+        raise NotFound("This set does not exist or is not published.")
+    return dj_set
+
+
+def search_document(title: str, channel_name: str | None) -> str:
+    """Return the text the set search indexes: its title and its channel's name."""
+    return f"{title} {channel_name or ''}".strip()
+
+
+def recount_set(set_id: int) -> None:
+    """Recompute a set's counters, its channel's and its tracks' in SQL, then commit."""
+    identified = SetTrack.set_id == set_id, SetTrack.track_id.is_not(None)
+    distinct_tracks = (
+        select(func.count(distinct(SetTrack.track_id))).where(*identified).scalar_subquery()
+    )
+    identified_seconds = (
+        select(func.coalesce(func.sum(SetTrack.end_seconds - SetTrack.start_seconds), 0.0))
+        .where(*identified)
+        .scalar_subquery()
+    )
+    share = identified_seconds / func.nullif(DjSet.duration_seconds, 0)
+    coverage = case((share > 1.0, 1.0), else_=share)
+    result = db.session.execute(
+        update(DjSet)
+        .where(DjSet.id == set_id)
+        .values(track_count=distinct_tracks, coverage=func.coalesce(coverage, 0.0))
+        .returning(DjSet.channel_id)
+    ).first()
+    if result is None:
+        raise NotFound("This set does not exist.")
+    if result.channel_id is not None:
+        recount_channel(result.channel_id)
+    track_ids = db.session.scalars(
+        select(distinct(SetTrack.track_id)).where(*identified)
+    ).all()
+    recount_track_sets([track_id for track_id in track_ids if track_id is not None])
+    db.session.commit()
+
+
+def recount_channel(channel_id: int) -> None:
+    """Recompute how many visible sets a channel has (no commit)."""
+    count = (
+        select(func.count(DjSet.id))
+        .where(
+            DjSet.channel_id == channel_id,
+            DjSet.is_published.is_(True),
+            DjSet.is_hidden.is_(False),
+        )
+        .scalar_subquery()
+    )
+    db.session.execute(update(Channel).where(Channel.id == channel_id).values(set_count=count))

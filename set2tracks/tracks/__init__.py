@@ -1,0 +1,1 @@
+"""The catalogue: tracks, genres, labels, related tracks and search."""

@@ -1,0 +1,66 @@
+"""Run an RQ worker for Set2Tracks: ``python worker.py [--burst] [QUEUE ...]``.
+
+One app is built here; each job runs in a forked work-horse, which first drops the
+database connections it inherited. SIGTERM finishes the current job, then exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from rq import Worker
+
+from set2tracks import create_app
+from set2tracks.config import ConfigError
+from set2tracks.extensions import db, redis_client
+from set2tracks.queues import QUEUE_NAMES
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("queues", nargs="*", default=list(QUEUE_NAMES), choices=QUEUE_NAMES)
+    parser.add_argument("--burst", action="store_true", help="exit when the queues are empty")
+    parser.add_argument("--name", help="worker name (default: host and pid)")
+    args = parser.parse_args(argv)
+
+    try:
+        app = create_app()
+    except ConfigError as error:
+        print(f"Error: {error.format_message()}", file=sys.stderr)
+        return error.exit_code
+    if app.config["JOB_RUNNER"] != "rq":
+        print(
+            "Error: worker.py runs RQ jobs, which needs SET2TRACKS_ENV=production and REDIS_URL;"
+            " the embedded profile runs jobs inside the web process.",
+            file=sys.stderr,
+        )
+        return 2
+
+    with app.app_context():
+        engines = list(db.engines.values())
+
+        def forget_inherited_connections() -> None:
+            # The horse must open its own connections, never reuse the parent's sockets.
+            for engine in engines:
+                engine.dispose(close=False)
+
+        os.register_at_fork(after_in_child=forget_inherited_connections)
+        worker = Worker(
+            args.queues,
+            name=args.name,
+            connection=redis_client(app),
+            worker_ttl=60,
+            maintenance_interval=60,
+        )
+        worker.work(
+            burst=args.burst,
+            with_scheduler=True,
+            logging_level=app.config["LOG_LEVEL"],
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
