@@ -20,10 +20,16 @@ from set2tracks.queues import QUEUE_NAMES
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("queues", nargs="*", default=list(QUEUE_NAMES), choices=QUEUE_NAMES)
+    parser.add_argument(
+        "queues", nargs="*", metavar="QUEUE", help=f"queues in priority order (default: {QUEUE_NAMES})"
+    )
     parser.add_argument("--burst", action="store_true", help="exit when the queues are empty")
     parser.add_argument("--name", help="worker name (default: host and pid)")
     args = parser.parse_args(argv)
+    unknown = set(args.queues) - set(QUEUE_NAMES)
+    if unknown:
+        parser.error(f"unknown queue(s) {sorted(unknown)}; choose from {QUEUE_NAMES}")
+    queues = args.queues or list(QUEUE_NAMES)
 
     try:
         app = create_app()
@@ -48,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
 
         os.register_at_fork(after_in_child=forget_inherited_connections)
         worker = Worker(
-            args.queues,
+            queues,
             name=args.name,
             connection=redis_client(app),
             worker_ttl=60,

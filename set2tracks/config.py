@@ -178,8 +178,10 @@ def load_config(instance_path: str | os.PathLike[str], *, read_dotenv: bool = Tr
         for name, why in _REQUIRED_IN_PRODUCTION.items():
             if not given[name] and name not in problems:
                 problems[name] = why
-        if database_url and "DATABASE_URL" not in problems and not database_url.startswith(
-            "postgresql"
+        if (
+            database_url
+            and "DATABASE_URL" not in problems
+            and not _database_url(database_url).startswith("postgresql")
         ):
             problems["DATABASE_URL"] = "production needs PostgreSQL, not SQLite"
         if flask_debug:

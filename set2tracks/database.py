@@ -6,7 +6,7 @@ import sqlite3
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Dialect, Engine, Index, MetaData, event, func, literal_column, text
+from sqlalchemy import Connection, DateTime, Dialect, Engine, Index, MetaData, event, func, literal_column, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeDecorator
@@ -100,6 +100,8 @@ def escape_like(term: str) -> str:
 def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
     if not isinstance(dbapi_connection, sqlite3.Connection):
         return
+    # pysqlite's own transaction handling breaks SAVEPOINT; SQLAlchemy emits BEGIN itself.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     # Foreign keys are off by default in SQLite; WAL lets the in-process job thread write
     # while pages read; the busy timeout waits for a writer instead of failing at once.
@@ -109,7 +111,13 @@ def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
     cursor.close()
 
 
+def _sqlite_begin(connection: Connection) -> None:
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("BEGIN")
+
+
 def enable_sqlite_pragmas() -> None:
-    """Turn on foreign keys, WAL and a busy timeout on every SQLite connection."""
+    """Give every SQLite connection foreign keys, WAL, a busy timeout and real transactions."""
     if not event.contains(Engine, "connect", _sqlite_pragmas):
         event.listen(Engine, "connect", _sqlite_pragmas)
+        event.listen(Engine, "begin", _sqlite_begin)

@@ -1,0 +1,132 @@
+"""Test fixtures: one app and one migrated database per session, one transaction per test.
+
+Backends: PostgreSQL and Redis when ``TEST_DATABASE_URL`` / ``TEST_REDIS_URL`` name them or
+the local defaults answer; otherwise SQLite, with the tests marked ``postgres`` / ``redis``
+skipped and the reason printed. ``TEST_DATABASE_URL=sqlite`` and ``TEST_REDIS_URL=off``
+force the embedded pass.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask_migrate import upgrade
+from redis import Redis
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import scoped_session, sessionmaker
+
+from set2tracks import create_app
+from set2tracks.extensions import db
+from tests.backends import Backends, resolve_backends
+
+TEST_SECRET_KEY = "test-secret-key-0123456789abcdefghijklmnop"
+
+
+BACKENDS = pytest.StashKey[Backends]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "committing: the test commits for real (other processes read it)"
+    )
+    config.stash[BACKENDS] = resolve_backends(Path(tempfile.mkdtemp(prefix="s2t-")) / "test.db")
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    found = config.stash[BACKENDS]
+    return [
+        f"database: {make_url(found.database_url).render_as_string(hide_password=True)}"
+        + ("" if found.postgres else f" (PostgreSQL tests skipped: {found.postgres_reason})"),
+        f"redis: {found.redis_url or 'none (Redis tests skipped: ' + found.redis_reason + ')'}",
+    ]
+
+
+@pytest.fixture(scope="session")
+def backends(request: pytest.FixtureRequest) -> Backends:
+    return request.config.stash[BACKENDS]
+
+
+@pytest.fixture(autouse=True)
+def _require_backends(request: pytest.FixtureRequest, backends: Backends) -> None:
+    if request.node.get_closest_marker("postgres") and not backends.postgres:
+        pytest.skip(f"needs PostgreSQL: {backends.postgres_reason}")
+    if request.node.get_closest_marker("redis") and not backends.redis_url:
+        pytest.skip(f"needs Redis: {backends.redis_reason}")
+
+
+def base_config(backends: Backends, tmp_path: Path, **overrides: Any) -> dict[str, Any]:
+    """Return a test configuration mapping for ``create_app``."""
+    config: dict[str, Any] = {
+        "TESTING": True,
+        "SECRET_KEY": TEST_SECRET_KEY,
+        "SQLALCHEMY_DATABASE_URI": backends.database_url,
+        "SESSION_FILE_DIR": str(tmp_path / "sessions"),
+        "UPLOAD_DIR": str(tmp_path / "uploads"),
+        "RATELIMIT_ENABLED": False,
+    }
+    config.update(overrides)
+    return config
+
+
+@pytest.fixture(scope="session")
+def app(backends: Backends, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
+    application = create_app(base_config(backends, tmp_path_factory.mktemp("app")))
+    with application.app_context():
+        backends.reset_database()
+        upgrade()
+    yield application
+    with application.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _isolate_database(request: pytest.FixtureRequest, app: Flask) -> Iterator[None]:
+    """Run the test inside a transaction that is rolled back at its end.
+
+    The app's code may commit and roll back freely: its session joins the outer
+    transaction through savepoints. Tests marked ``committing`` write for real and the
+    tables are emptied afterwards.
+    """
+    if request.node.get_closest_marker("committing"):
+        yield
+        with app.app_context():
+            truncate_all_tables()
+        return
+    with app.app_context():
+        connection = db.engine.connect()
+        transaction = connection.begin()
+        original_session = db.session
+        db.session = scoped_session(
+            sessionmaker(bind=connection, join_transaction_mode="create_savepoint")
+        )
+    try:
+        yield
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.session = original_session
+            transaction.rollback()
+            connection.close()
+
+
+def truncate_all_tables() -> None:
+    with db.engine.begin() as connection:
+        for table in reversed(db.metadata.sorted_tables):
+            connection.execute(table.delete())
+
+
+@pytest.fixture
+def redis_url(backends: Backends) -> Iterator[str]:
+    """A Redis database emptied before and after the test."""
+    assert backends.redis_url
+    client = Redis.from_url(backends.redis_url)
+    client.flushdb()
+    yield backends.redis_url
+    client.flushdb()
+    client.close()
+
