@@ -139,6 +139,7 @@ def load_config(instance_path: str | os.PathLike[str], *, read_dotenv: bool = Tr
     cors_origins = env.list(
         "CORS_ORIGINS",
         [],
+        subcast=str.strip,
         validate=_check(
             lambda values: all(_origin(v) for v in values),
             "each origin must look like https://example.com (scheme and host, no path)",
@@ -147,19 +148,27 @@ def load_config(instance_path: str | os.PathLike[str], *, read_dotenv: bool = Tr
     upload_dir = env.path("UPLOAD_DIR", instance / "uploads")
     port = env.int("PORT", 5000, validate=Range(1, 65535))
     web_concurrency = env.int("WEB_CONCURRENCY", 2, validate=Range(1, 64))
-    log_level = env.str("LOG_LEVEL", "INFO", validate=OneOf(LOG_LEVELS))
+    log_level = env.str(
+        "LOG_LEVEL",
+        "INFO",
+        validate=_check(lambda v: v.upper() in LOG_LEVELS, f"must be one of {', '.join(LOG_LEVELS)}"),
+    )
     proxy_x_for = env.int("PROXY_FIX_X_FOR", 1 if production else 0, validate=Range(0, 5))
     proxy_x_proto = env.int("PROXY_FIX_X_PROTO", 1 if production else 0, validate=Range(0, 5))
     site_url = env.str(
         "SITE_URL",
         None,
-        validate=_check(_http_url, "must be an http(s) URL such as https://set2tracks.example"),
+        validate=_check(
+            lambda v: not v or _http_url(v), "must be an http(s) URL such as https://example.com"
+        ),
     )
     job_timeout = env.int("JOB_TIMEOUT", 45 * 60, validate=Range(30, 6 * 3600))
     smtp_url = env.str(
         "SMTP_URL",
         None,
-        validate=_check(_smtp_url, "must look like smtp://user:password@host:587 or smtps://..."),
+        validate=_check(
+            lambda v: not v or _smtp_url(v), "must look like smtp://user:password@host:587"
+        ),
     )
     mail_from = env.str("MAIL_FROM", "Set2Tracks <noreply@localhost>")
     flask_debug = env.bool("FLASK_DEBUG", False)
@@ -205,12 +214,12 @@ def load_config(instance_path: str | os.PathLike[str], *, read_dotenv: bool = Tr
         "UPLOAD_DIR": str(upload_dir),
         "PORT": port,
         "WEB_CONCURRENCY": web_concurrency,
-        "LOG_LEVEL": log_level,
+        "LOG_LEVEL": log_level.upper(),
         "PROXY_FIX_X_FOR": proxy_x_for,
         "PROXY_FIX_X_PROTO": proxy_x_proto,
-        "SITE_URL": site_url,
+        "SITE_URL": site_url or None,
         "JOB_TIMEOUT": job_timeout,
-        "SMTP_URL": smtp_url,
+        "SMTP_URL": smtp_url or None,
         "MAIL_FROM": mail_from,
     }
     settings.update(_profile_settings(production, instance))

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Flask, current_app
 from flask_migrate import upgrade
 from redis import Redis
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import scoped_session, sessionmaker
+from sqlalchemy.orm import Session, scoped_session
 
 from set2tracks import create_app
 from set2tracks.extensions import db
@@ -99,19 +99,24 @@ def _isolate_database(request: pytest.FixtureRequest, app: Flask) -> Iterator[No
         return
     with app.app_context():
         connection = db.engine.connect()
-        transaction = connection.begin()
-        original_session = db.session
-        db.session = scoped_session(
-            sessionmaker(bind=connection, join_transaction_mode="create_savepoint")
-        )
+    transaction = connection.begin()
+    original_session = db.session
+
+    def make_session() -> Session:
+        # Only the session's app joins the test transaction; apps a test builds for itself
+        # (broken database, production settings...) get their usual sessions.
+        if current_app._get_current_object() is app:  # type: ignore[attr-defined]
+            return Session(bind=connection, join_transaction_mode="create_savepoint")
+        return original_session.session_factory()
+
+    db.session = scoped_session(make_session, scopefunc=original_session.registry.scopefunc)
     try:
         yield
     finally:
-        with app.app_context():
-            db.session.remove()
-            db.session = original_session
-            transaction.rollback()
-            connection.close()
+        db.session.remove()
+        db.session = original_session
+        transaction.rollback()
+        connection.close()
 
 
 def truncate_all_tables() -> None:

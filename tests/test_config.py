@@ -121,7 +121,7 @@ def test_production_settings(env: pytest.MonkeyPatch) -> None:
         ("WEB_CONCURRENCY", "0", "greater than or equal"),
         ("FORCE_HTTPS", "maybe", "boolean"),
         ("SIGNUP_MODE", "everyone", "Must be one of"),
-        ("LOG_LEVEL", "LOUD", "Must be one of"),
+        ("LOG_LEVEL", "LOUD", "must be one of"),
         ("CORS_ORIGINS", "https://ok.example,https://bad.example/path", "scheme and host"),
         ("SITE_URL", "ftp://set2tracks.example", "http(s) URL"),
         ("SMTP_URL", "mail.example.com:25", "smtp://"),
@@ -152,9 +152,10 @@ def test_every_problem_is_reported_in_one_error(env: pytest.MonkeyPatch) -> None
 def test_valid_optional_variables_are_parsed(env: pytest.MonkeyPatch) -> None:
     settings = production(
         env,
-        CORS_ORIGINS="https://www.youtube.com,http://localhost:3000",
+        CORS_ORIGINS="https://www.youtube.com, http://localhost:3000",
+        LOG_LEVEL="warning",
+        SMTP_URL="",
         FORCE_HTTPS="false",
-        SMTP_URL="smtp://mailer:secret@smtp.example.com:587",
         MAIL_FROM="Set2Tracks <hello@set2tracks.example>",
         SITE_URL="https://set2tracks.example",
         PORT="8080",
@@ -164,6 +165,8 @@ def test_valid_optional_variables_are_parsed(env: pytest.MonkeyPatch) -> None:
     assert settings["FORCE_HTTPS"] is False
     assert settings["PORT"] == 8080
     assert settings["SITE_URL"] == "https://set2tracks.example"
+    assert settings["LOG_LEVEL"] == "WARNING"
+    assert settings["SMTP_URL"] is None  # an empty value means unset
 
 
 def test_secret_key_is_generated_once_and_kept_private(tmp_path: Path) -> None:

@@ -8,19 +8,17 @@ from typing import Any
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import Flask
-from flask_migrate import Migrate
 from redis.exceptions import RedisError
 from rq import Worker
 from sqlalchemy.exc import SQLAlchemyError
 
-from set2tracks.extensions import db, redis_client
+from set2tracks.extensions import db, migrate, redis_client
 from set2tracks.queues import QUEUE_NAMES, rq_queue
 
 logger = logging.getLogger(__name__)
 
 
 def _database(app: Flask) -> dict[str, Any]:
-    migrate: Migrate = app.extensions["migrate"]
     script = ScriptDirectory.from_config(migrate.get_config())
     heads = set(script.get_heads())
     try:

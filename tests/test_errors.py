@@ -1,0 +1,98 @@
+"""Errors: problem+json under /api, friendly pages elsewhere, never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from set2tracks import create_app
+from tests.backends import Backends
+from tests.conftest import base_config
+
+
+@pytest.fixture
+def fragile_app(backends: Backends, tmp_path: Path) -> Flask:
+    """An app like production (exceptions not propagated) with a route that crashes."""
+    app = create_app(base_config(backends, tmp_path, TESTING=False))
+
+    @app.get("/boom")
+    def boom() -> str:
+        raise RuntimeError("secret internals: /srv/app/config.py password=hunter2")
+
+    @app.get("/api/v1/boom")
+    def api_boom() -> str:
+        raise RuntimeError("secret internals")
+
+    return app
+
+
+def test_unknown_page_renders_the_404_page(client: FlaskClient) -> None:
+    response = client.get("/no-such-page")
+
+    assert response.status_code == 404
+    assert response.mimetype == "text/html"
+    assert "Page not found" in response.text
+    assert response.headers["X-Request-ID"] in response.text
+
+
+def test_unknown_api_path_is_problem_json(client: FlaskClient) -> None:
+    response = client.get("/api/v1/no-such-thing")
+
+    assert response.status_code == 404
+    assert response.mimetype == "application/problem+json"
+    assert response.json["status"] == 404
+    assert response.json["title"] == "Not Found"
+    assert response.json["request_id"] == response.headers["X-Request-ID"]
+
+
+def test_wrong_method_is_405_with_allow_header(client: FlaskClient) -> None:
+    response = client.post("/api/v1/sets", json={})
+
+    assert response.status_code == 405
+    assert response.mimetype == "application/problem+json"
+    assert "GET" in response.headers["Allow"]
+
+
+def test_crash_shows_a_generic_page_without_internals(fragile_app: Flask) -> None:
+    response = fragile_app.test_client().get("/boom")
+
+    assert response.status_code == 500
+    assert "Something went wrong" in response.text
+    assert "secret internals" not in response.text
+    assert "Traceback" not in response.text
+    assert "hunter2" not in response.text
+
+
+def test_crash_under_api_is_problem_json_without_internals(fragile_app: Flask) -> None:
+    response = fragile_app.test_client().get("/api/v1/boom")
+
+    assert response.status_code == 500
+    assert response.mimetype == "application/problem+json"
+    assert "secret internals" not in response.get_data(as_text=True)
+    assert response.json["request_id"]
+
+
+def test_database_down_is_503_with_retry_after(backends: Backends, tmp_path: Path) -> None:
+    app = create_app(
+        base_config(
+            backends,
+            tmp_path,
+            TESTING=False,
+            SQLALCHEMY_DATABASE_URI="postgresql+psycopg://nobody@127.0.0.1:1/set2tracks_test",
+        )
+    )
+    client = app.test_client()
+
+    page = client.get("/sets")
+    api = client.get("/api/v1/sets")
+
+    assert page.status_code == 503
+    assert "Temporarily unavailable" in page.text
+    assert page.headers["Retry-After"]
+    assert api.status_code == 503
+    assert api.mimetype == "application/problem+json"
+    assert api.headers["Retry-After"]
+    assert "psycopg" not in api.get_data(as_text=True)
