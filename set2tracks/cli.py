@@ -8,6 +8,7 @@ import socket
 
 import click
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -42,6 +43,7 @@ def _database_problem() -> str | None:
 
 
 @click.command("check")
+@with_appcontext
 @click.option("--port", type=int, help="Also check that this port is free to listen on.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 def check_command(port: int | None, host: str) -> None:

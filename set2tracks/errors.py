@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, g, jsonify, render_template, request
+from flask import Flask, Response, jsonify, render_template, request
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from set2tracks.extensions import db
+from set2tracks.logs import request_id as current_request_id
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def error_response(
     status: int, title: str, detail: str, fields: dict[str, Any] | None = None
 ) -> Response:
     """Render an error as problem+json under ``/api`` and as a page everywhere else."""
-    request_id = g.get("request_id")
+    request_id = current_request_id()
     if wants_problem_json():
         body: dict[str, Any] = {
             "type": "about:blank",

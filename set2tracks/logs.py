@@ -60,7 +60,7 @@ class RequestContextFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if has_request_context():
-            record.request_id = g.get("request_id")
+            record.request_id = request_id()
             record.route = request.url_rule.rule if request.url_rule else None
             user = current_user if g.get("_login_user") is not None else None
             record.user_id = getattr(user, "id", None)
@@ -97,18 +97,23 @@ def init_logging(app: Flask) -> None:
 
 
 def request_id() -> str | None:
-    """Return the id of the request being handled, if any."""
-    return g.get("request_id") if has_request_context() else None
+    """Return the id of the request being handled (the client's, if well formed), if any."""
+    if not has_request_context():
+        return None
+    if "request_id" not in g:
+        incoming = request.headers.get(REQUEST_ID_HEADER, "")
+        g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    current: str = g.request_id
+    return current
 
 
 def _start_request() -> None:
-    incoming = request.headers.get(REQUEST_ID_HEADER, "")
-    g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    request_id()
     g.request_started = time.perf_counter()
 
 
 def _finish_request(response: Response) -> Response:
-    response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
+    response.headers[REQUEST_ID_HEADER] = request_id() or ""
     started: Any = g.get("request_started")
     duration_ms = round((time.perf_counter() - started) * 1000, 1) if started else None
     logging.getLogger("set2tracks.access").info(

@@ -81,9 +81,7 @@ def recount_set(set_id: int) -> None:
         raise NotFound("This set does not exist.")
     if result.channel_id is not None:
         recount_channel(result.channel_id)
-    track_ids = db.session.scalars(
-        select(distinct(SetTrack.track_id)).where(*identified)
-    ).all()
+    track_ids = db.session.scalars(select(SetTrack.track_id).where(*identified).distinct()).all()
     recount_track_sets([track_id for track_id in track_ids if track_id is not None])
     db.session.commit()
 

@@ -1,0 +1,88 @@
+"""The set pages people browse."""
+
+from __future__ import annotations
+
+from flask.testing import FlaskClient
+
+from tests.factories import ChannelFactory, DjSetFactory, SetTrackFactory, TrackFactory
+
+
+def test_home_lists_published_sets(client: FlaskClient) -> None:
+    DjSetFactory(title="Live at Fabric", channel=ChannelFactory(name="Fabric"))
+    DjSetFactory(title="Unreleased draft", is_published=False)
+
+    page = client.get("/")
+
+    assert page.status_code == 200
+    assert "Live at Fabric" in page.text
+    assert "Fabric" in page.text
+    assert "Unreleased draft" not in page.text
+
+
+def test_empty_home_says_so(client: FlaskClient) -> None:
+    assert "No set has been published yet" in client.get("/sets").text
+
+
+def test_search_form_keeps_the_query_and_escapes_it(client: FlaskClient) -> None:
+    page = client.get("/sets", query_string={"q": '<script>alert("x")</script>'})
+
+    assert page.status_code == 200
+    assert "<script>alert" not in page.text
+    assert "&lt;script&gt;" in page.text
+
+
+def test_unknown_sort_falls_back_to_the_default(client: FlaskClient) -> None:
+    DjSetFactory(title="Still listed")
+
+    page = client.get("/sets", query_string={"sort": "password_hash"})
+
+    assert page.status_code == 200
+    assert "Still listed" in page.text
+
+
+def test_pages_of_thirty(client: FlaskClient) -> None:
+    for number in range(31):
+        DjSetFactory(title=f"Set number {number:02d}")
+
+    first = client.get("/sets").text
+    second = client.get("/sets", query_string={"page": 2}).text
+
+    assert first.count("Set number") == 30
+    assert second.count("Set number") == 1
+    assert "Page 2 of 2" in second
+
+
+def test_set_page_shows_the_tracklist_with_unknown_stretches(client: FlaskClient) -> None:
+    dj_set = DjSetFactory(title="Closing set")
+    SetTrackFactory(
+        dj_set=dj_set,
+        position=0,
+        track=TrackFactory(artist="Bicep", title="Glue"),
+        start_seconds=0,
+        end_seconds=330,
+    )
+    SetTrackFactory(dj_set=dj_set, position=1, track=None, start_seconds=330, end_seconds=3725)
+
+    page = client.get(f"/sets/{dj_set.id}")
+
+    assert page.status_code == 200
+    assert "Bicep - Glue" in page.text
+    assert "00:00 - 05:30" in page.text
+    assert "05:30 - 1:02:05" in page.text
+    assert "ID - ID" in page.text
+    assert f"youtube-nocookie.com/embed/{dj_set.video_id}" in page.text
+
+
+def test_set_titles_from_youtube_are_escaped(client: FlaskClient) -> None:
+    dj_set = DjSetFactory(title='"><img src=x onerror=alert(1)>')
+
+    page = client.get(f"/sets/{dj_set.id}")
+
+    assert "<img src=x" not in page.text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page.text
+
+
+def test_hidden_set_page_is_404(client: FlaskClient) -> None:
+    dj_set = DjSetFactory(is_hidden=True)
+
+    assert client.get(f"/sets/{dj_set.id}").status_code == 404

@@ -1,0 +1,56 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask
+
+from set2tracks import create_app
+from tests.backends import Backends
+from tests.conftest import base_config
+
+
+def test_every_blueprint_is_registered(app: Flask) -> None:
+    assert {"auth", "sets", "tracks", "health", "sets_api", "tracks_api"} <= set(app.blueprints)
+    rules = {rule.rule for rule in app.url_map.iter_rules()}
+    assert {"/healthz", "/readyz", "/health", "/api/v1/openapi.json", "/api/v1/sets"} <= rules
+
+
+def test_openapi_document_lists_the_api(client: object) -> None:
+    document = client.get("/api/v1/openapi.json").json  # type: ignore[attr-defined]
+
+    assert document["info"]["title"] == "Set2Tracks API"
+    assert {"/api/v1/sets", "/api/v1/sets/{set_id}", "/api/v1/tracks"} <= set(document["paths"])
+
+
+def test_client_address_comes_from_the_trusted_proxy_hop(backends: Backends, tmp_path: Path) -> None:
+    app = create_app(base_config(backends, tmp_path, PROXY_FIX_X_FOR=1, PROXY_FIX_X_PROTO=1))
+    seen: dict[str, str] = {}
+
+    @app.get("/whoami")
+    def whoami() -> str:
+        from flask import request
+
+        seen["ip"] = str(request.remote_addr)
+        seen["scheme"] = request.scheme
+        return ""
+
+    app.test_client().get(
+        "/whoami",
+        headers={"X-Forwarded-For": "10.9.9.9, 203.0.113.7", "X-Forwarded-Proto": "https"},
+    )
+
+    assert seen == {"ip": "203.0.113.7", "scheme": "https"}
+
+
+def test_security_headers_on_pages(client: object) -> None:
+    response = client.get("/sets")  # type: ignore[attr-defined]
+
+    policy = response.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in policy
+    assert "object-src 'none'" in policy
+    assert "frame-ancestors 'none'" in policy
+    assert "unsafe-inline" not in policy
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"] == "strict-origin-when-cross-origin"

@@ -1,0 +1,85 @@
+"""Logs: JSON lines, request ids, secrets never written."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from flask.testing import FlaskClient
+
+from set2tracks.logs import REDACTED, RedactingFilter, redact
+
+
+def test_response_echoes_a_well_formed_request_id(client: FlaskClient) -> None:
+    response = client.get("/healthz", headers={"X-Request-ID": "lb-7f3a9c2e-0001"})
+
+    assert response.headers["X-Request-ID"] == "lb-7f3a9c2e-0001"
+
+
+@pytest.mark.parametrize("incoming", ["", "short", "x" * 200, "with spaces in it", "<script>"])
+def test_malformed_request_ids_are_replaced(client: FlaskClient, incoming: str) -> None:
+    response = client.get("/healthz", headers={"X-Request-ID": incoming})
+
+    generated = response.headers["X-Request-ID"]
+    assert generated != incoming
+    assert len(generated) == 32
+
+
+def test_each_request_writes_one_json_access_line(
+    client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="set2tracks.access"):
+        client.get("/sets", headers={"X-Request-ID": "trace-abcdef123"})
+
+    records = [r for r in caplog.records if r.name == "set2tracks.access"]
+    assert len(records) == 1
+    handler = next(h for h in logging.getLogger().handlers if h.get_name() == "set2tracks")
+    for log_filter in handler.filters:
+        log_filter.filter(records[0])  # type: ignore[union-attr]
+    line = json.loads(handler.format(records[0]))
+    assert line["message"] == "GET /sets 200"
+    assert line["request_id"] == "trace-abcdef123"
+    assert line["status"] == 200
+    assert line["route"] == "/sets"
+    assert line["level"] == "INFO"
+    assert line["logger"] == "set2tracks.access"
+    assert line["timestamp"].endswith("+00:00")
+    assert isinstance(line["duration_ms"], float)
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("login failed password=hunter2 for ada", "hunter2"),
+        ('{"password": "hunter2"}', "hunter2"),
+        ("Authorization: Bearer s2t_abcdef0123456789", "s2t_abcdef0123456789"),
+        ("connecting to postgresql://app:pgsecret@db:5432/x", "pgsecret"),
+        ("reset token=AbC123xyz sent", "AbC123xyz"),
+        ("Cookie: s2t_session=0123456789abcdef", "0123456789abcdef"),
+        ("api_key: 'k-99887766'", "k-99887766"),
+    ],
+)
+def test_secrets_are_redacted_from_messages(text: str, secret: str) -> None:
+    cleaned = redact(text)
+
+    assert secret not in cleaned
+    assert REDACTED in cleaned
+
+
+def test_secret_looking_extra_fields_and_arguments_are_redacted() -> None:
+    record = logging.LogRecord(
+        "set2tracks.auth", logging.INFO, __file__, 1, "sent %s", ("password=hunter2",), None
+    )
+    record.smtp_password = "mailsecret"
+    record.note = "token=abc123def"
+
+    RedactingFilter().filter(record)
+
+    assert "hunter2" not in record.getMessage()
+    assert record.smtp_password == REDACTED
+    assert "abc123def" not in record.note
+
+
+def test_ordinary_text_is_left_alone() -> None:
+    assert redact("GET /sets/42 200 in 12 ms") == "GET /sets/42 200 in 12 ms"

@@ -1,0 +1,139 @@
+"""Jobs: the same function runs in-process (embedded) or on a real RQ worker (production)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from redis import Redis
+from rq import Queue
+
+from set2tracks import create_app
+from set2tracks.extensions import db
+from set2tracks.queues import enqueue, inline_runner, run_job
+from set2tracks.sets.models import DjSet
+from tests.backends import Backends
+from tests.conftest import TEST_SECRET_KEY, base_config
+from tests.factories import DjSetFactory, SetTrackFactory, TrackFactory
+
+ROOT = Path(__file__).resolve().parent.parent
+RECOUNT = "set2tracks.sets.jobs.recount_set"
+
+
+def _set_with_two_tracks() -> DjSet:
+    dj_set = DjSetFactory(duration_seconds=600)
+    SetTrackFactory(dj_set=dj_set, position=0, track=TrackFactory(), end_seconds=200)
+    SetTrackFactory(dj_set=dj_set, position=1, track=TrackFactory(), start_seconds=200, end_seconds=300)
+    return dj_set
+
+
+def test_embedded_profile_runs_jobs_on_an_in_process_thread(app: Flask) -> None:
+    set_id = _set_with_two_tracks().id
+    db.session.commit()
+
+    job_id = enqueue(RECOUNT, set_id)
+    assert inline_runner().join(timeout=10)
+
+    db.session.expire_all()
+    assert job_id
+    assert db.session.get(DjSet, set_id).track_count == 2  # type: ignore[union-attr]
+
+
+def test_a_failing_job_does_not_stop_the_runner(app: Flask) -> None:
+    # The test's session and the job thread share one connection here: take the id
+    # before the job starts, and touch nothing until it is done.
+    set_id = _set_with_two_tracks().id
+    db.session.commit()
+
+    enqueue(RECOUNT, 987_654)  # no such set: the job raises
+    enqueue(RECOUNT, set_id)
+    assert inline_runner().join(timeout=10)
+
+    db.session.expire_all()
+    assert db.session.get(DjSet, set_id).track_count == 2  # type: ignore[union-attr]
+
+
+def test_only_jobs_of_this_package_can_be_enqueued_or_run(app: Flask) -> None:
+    with pytest.raises(ValueError, match="set2tracks package"):
+        enqueue("os.system", "rm -rf /")
+    with pytest.raises(ValueError, match="set2tracks package"):
+        run_job("subprocess.call", ["true"])
+
+
+@pytest.mark.redis
+def test_production_profile_puts_jobs_on_rq(
+    backends: Backends, tmp_path: Path, redis_url: str
+) -> None:
+    app = create_app(base_config(backends, tmp_path, REDIS_URL=redis_url, JOB_RUNNER="rq"))
+
+    with app.test_request_context(headers={"X-Request-ID": "req-0123456789"}):
+        job_id = enqueue(RECOUNT, 42, queue="high", timeout=120)
+
+    queue = Queue("high", connection=Redis.from_url(redis_url))
+    job = queue.fetch_job(job_id)
+    assert job is not None
+    assert queue.job_ids == [job_id]
+    assert job.description == RECOUNT
+    assert job.args == (RECOUNT, 42)
+    assert job.timeout == 120
+    assert job.meta["request_id"] == "req-0123456789"
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.committing
+def test_worker_process_runs_the_job_against_postgresql(
+    app: Flask, backends: Backends, tmp_path: Path, redis_url: str
+) -> None:
+    dj_set = _set_with_two_tracks()
+    db.session.commit()
+    set_id = dj_set.id
+    producer = create_app(base_config(backends, tmp_path, REDIS_URL=redis_url, JOB_RUNNER="rq"))
+    with producer.app_context():
+        enqueue(RECOUNT, set_id)
+
+    environment = {
+        **os.environ,
+        "SET2TRACKS_ENV": "production",
+        "SECRET_KEY": TEST_SECRET_KEY,
+        "DATABASE_URL": backends.database_url,
+        "REDIS_URL": redis_url,
+        "PYTHONPATH": str(ROOT),
+    }
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "worker.py"), "--burst"],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    db.session.expire_all()
+    assert db.session.get(DjSet, set_id).track_count == 2  # type: ignore[union-attr]
+    assert Queue("default", connection=Redis.from_url(redis_url)).count == 0
+
+
+def test_worker_refuses_the_embedded_profile(tmp_path: Path) -> None:
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"SET2TRACKS_ENV", "DATABASE_URL", "REDIS_URL"}
+    }
+    environment.update(PYTHONPATH=str(ROOT), SECRET_KEY=TEST_SECRET_KEY)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "worker.py"), "--burst"],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 2
+    assert "SET2TRACKS_ENV=production" in result.stderr
