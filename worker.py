@@ -21,7 +21,10 @@ from set2tracks.queues import QUEUE_NAMES
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "queues", nargs="*", metavar="QUEUE", help=f"queues in priority order (default: {QUEUE_NAMES})"
+        "queues",
+        nargs="*",
+        metavar="QUEUE",
+        help=f"queues in priority order (default: {QUEUE_NAMES})",
     )
     parser.add_argument("--burst", action="store_true", help="exit when the queues are empty")
     parser.add_argument("--name", help="worker name (default: host and pid)")

@@ -20,14 +20,9 @@ target_metadata = migrate_extension.db.metadata
 LOCK_TIMEOUT = "5s"
 
 
-def _skip_empty_revision(
-    migration_context: Any, revision: Any, directives: list[Any]
-) -> None:
+def _skip_empty_revision(migration_context: Any, revision: Any, directives: list[Any]) -> None:
     """Write no file when autogenerate finds nothing to change."""
-    if (
-        getattr(config.cmd_opts, "autogenerate", False)
-        and directives[0].upgrade_ops.is_empty()
-    ):
+    if getattr(config.cmd_opts, "autogenerate", False) and directives[0].upgrade_ops.is_empty():
         directives[:] = []
         logger.info("no schema change detected")
 

@@ -11,7 +11,7 @@ from set2tracks.tracks.api import blueprint as tracks_api
 API_PREFIX = "/api/v1"
 
 
-class Set2TracksApi(Api):  # type: ignore[misc]
+class Set2TracksApi(Api):
     """flask-smorest's Api, leaving error rendering to ``set2tracks.errors``."""
 
     def _register_error_handlers(self) -> None:

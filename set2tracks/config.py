@@ -29,10 +29,12 @@ EMBEDDED = "embedded"
 SIGNUP_MODES = ("open", "invite", "closed")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 MIN_SECRET_KEY_LENGTH = 32
-SECRET_KEY_FILE = "secret_key"
+SECRET_KEY_FILE = "secret_key"  # noqa: S105 (a file name)
 
 _REQUIRED_IN_PRODUCTION = {
-    "SECRET_KEY": f"required in production (a random string of at least {MIN_SECRET_KEY_LENGTH} characters)",
+    "SECRET_KEY": (
+        f"required in production (a random string of at least {MIN_SECRET_KEY_LENGTH} characters)"
+    ),
     "DATABASE_URL": "required in production (postgresql://user:password@host:5432/dbname)",
     "REDIS_URL": "required in production (redis://host:6379/0)",
 }
@@ -109,7 +111,9 @@ def _smtp_url(value: str) -> bool:
     return parts.scheme in ("smtp", "smtps", "smtp+starttls") and bool(parts.hostname)
 
 
-def load_config(instance_path: str | os.PathLike[str], *, read_dotenv: bool = True) -> dict[str, Any]:
+def load_config(
+    instance_path: str | os.PathLike[str], *, read_dotenv: bool = True
+) -> dict[str, Any]:
     """Read and validate the environment into Flask settings, raising one ``ConfigError``."""
     env = Env(eager=False)
     if read_dotenv:
@@ -151,7 +155,9 @@ def load_config(instance_path: str | os.PathLike[str], *, read_dotenv: bool = Tr
     log_level = env.str(
         "LOG_LEVEL",
         "INFO",
-        validate=_check(lambda v: v.upper() in LOG_LEVELS, f"must be one of {', '.join(LOG_LEVELS)}"),
+        validate=_check(
+            lambda v: v.upper() in LOG_LEVELS, f"must be one of {', '.join(LOG_LEVELS)}"
+        ),
     )
     proxy_x_for = env.int("PROXY_FIX_X_FOR", 1 if production else 0, validate=Range(0, 5))
     proxy_x_proto = env.int("PROXY_FIX_X_PROTO", 1 if production else 0, validate=Range(0, 5))

@@ -6,7 +6,18 @@ import sqlite3
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, DateTime, Dialect, Engine, Index, MetaData, event, func, literal_column, text
+from sqlalchemy import (
+    Connection,
+    DateTime,
+    Dialect,
+    Engine,
+    Index,
+    MetaData,
+    event,
+    func,
+    literal_column,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeDecorator

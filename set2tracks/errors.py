@@ -100,7 +100,7 @@ def error_response(
     return response
 
 
-def _unavailable(error: Exception) -> bool:
+def _unavailable(error: BaseException) -> bool:
     return isinstance(error, (RedisError, OperationalError)) or (
         isinstance(error, DBAPIError) and error.connection_invalidated
     )

@@ -22,7 +22,7 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 _HANDLER_NAME = "set2tracks"
 
 # Values following these names never reach a log line, whatever the message looks like.
-_SECRET_NAMES = r"password|passwd|secret|token|api[_-]?key|authorization|cookie|session"
+_SECRET_NAMES = r"password|passwd|secret|token|api[_-]?key|authorization|cookie|session"  # noqa: S105
 _SECRET_ASSIGNMENT = re.compile(
     rf"(?i)((?:{_SECRET_NAMES})[\w-]*[\"']?\s*[:=]\s*[\"']?)(?:Bearer\s+)?[^\s\"',;&}}]+"
 )
@@ -67,9 +67,11 @@ class RequestContextFilter(logging.Filter):
         return True
 
 
-_STANDARD_ATTRIBUTES = set(
-    vars(logging.LogRecord("", 0, "", 0, "", None, None))
-) | {"message", "asctime", "taskName"}
+_STANDARD_ATTRIBUTES = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "taskName",
+}
 
 
 def init_logging(app: Flask) -> None:
@@ -121,6 +123,10 @@ def _finish_request(response: Response) -> Response:
         request.method,
         request.path,
         response.status_code,
-        extra={"method": request.method, "status": response.status_code, "duration_ms": duration_ms},
+        extra={
+            "method": request.method,
+            "status": response.status_code,
+            "duration_ms": duration_ms,
+        },
     )
     return response

@@ -41,7 +41,7 @@ def decode_cursor(cursor: str | None) -> int:
 
 
 def cursor_page(query: Select[Any], cursor: str | None, limit: int) -> Page:
-    """Run ``query`` for one page after ``cursor``, fetching one extra row to know if more follow."""
+    """Run ``query`` for the page after ``cursor``; one extra row tells whether more follow."""
     offset = decode_cursor(cursor)
     rows = list(db.session.scalars(query.offset(offset).limit(limit + 1)).unique())
     more = len(rows) > limit

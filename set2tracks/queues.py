@@ -140,9 +140,7 @@ def enqueue(
         job_id=job_id,
         job_timeout=timeout or current_app.config["JOB_TIMEOUT"],
         description=path,
-        retry=Retry(max=retries, interval=retry_intervals or [10, 60, 300])
-        if retries
-        else None,
+        retry=Retry(max=retries, interval=retry_intervals or [10, 60, 300]) if retries else None,
         meta={"request_id": request_id()},
         failure_ttl=7 * 24 * 3600,
     )

@@ -9,10 +9,14 @@ from set2tracks.search import MAX_QUERY_LENGTH
 
 class BrowseArgs(Schema):
     q = fields.String(
-        load_default="", validate=validate.Length(max=MAX_QUERY_LENGTH), metadata={"description": "Full-text search"}
+        load_default="",
+        validate=validate.Length(max=MAX_QUERY_LENGTH),
+        metadata={"description": "Full-text search"},
     )
     cursor = fields.String(
-        load_default=None, validate=validate.Length(max=200), metadata={"description": "next_cursor of the previous page"}
+        load_default=None,
+        validate=validate.Length(max=200),
+        metadata={"description": "next_cursor of the previous page"},
     )
     limit = fields.Integer(load_default=30, validate=validate.Range(1, 100))
 

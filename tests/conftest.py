@@ -134,4 +134,3 @@ def redis_url(backends: Backends) -> Iterator[str]:
     yield backends.redis_url
     client.flushdb()
     client.close()
-

@@ -24,7 +24,9 @@ def test_openapi_document_lists_the_api(client: object) -> None:
     assert {"/api/v1/sets", "/api/v1/sets/{set_id}", "/api/v1/tracks"} <= set(document["paths"])
 
 
-def test_client_address_comes_from_the_trusted_proxy_hop(backends: Backends, tmp_path: Path) -> None:
+def test_client_address_comes_from_the_trusted_proxy_hop(
+    backends: Backends, tmp_path: Path
+) -> None:
     app = create_app(base_config(backends, tmp_path, PROXY_FIX_X_FOR=1, PROXY_FIX_X_PROTO=1))
     seen: dict[str, str] = {}
 

@@ -46,5 +46,8 @@ def test_check_names_an_unreachable_database(backends: Backends, tmp_path: Path)
         result = app.test_cli_runner().invoke(args=["check"])
 
     assert result.exit_code == 1
-    assert "cannot reach the database postgresql+psycopg://app:***@127.0.0.1:1/set2tracks" in result.output
+    assert (
+        "cannot reach the database postgresql+psycopg://app:***@127.0.0.1:1/set2tracks"
+        in result.output
+    )
     assert "pgsecret" not in result.output

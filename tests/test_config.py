@@ -14,11 +14,26 @@ import pytest
 from set2tracks.config import ConfigError, load_config, persistent_secret_key
 
 ROOT = Path(__file__).resolve().parent.parent
-VARIABLES = (
-    "SET2TRACKS_ENV SECRET_KEY DATABASE_URL REDIS_URL FORCE_HTTPS SIGNUP_MODE CORS_ORIGINS"
-    " UPLOAD_DIR PORT WEB_CONCURRENCY LOG_LEVEL PROXY_FIX_X_FOR PROXY_FIX_X_PROTO SITE_URL"
-    " JOB_TIMEOUT SMTP_URL MAIL_FROM FLASK_DEBUG"
-).split()
+VARIABLES = [
+    "SET2TRACKS_ENV",
+    "SECRET_KEY",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "FORCE_HTTPS",
+    "SIGNUP_MODE",
+    "CORS_ORIGINS",
+    "UPLOAD_DIR",
+    "PORT",
+    "WEB_CONCURRENCY",
+    "LOG_LEVEL",
+    "PROXY_FIX_X_FOR",
+    "PROXY_FIX_X_PROTO",
+    "SITE_URL",
+    "JOB_TIMEOUT",
+    "SMTP_URL",
+    "MAIL_FROM",
+    "FLASK_DEBUG",
+]
 GOOD_PRODUCTION = {
     "SET2TRACKS_ENV": "production",
     "SECRET_KEY": "s" * 40,
@@ -42,7 +57,7 @@ def production(env: pytest.MonkeyPatch, **changes: str | None) -> dict[str, obje
             env.delenv(name, raising=False)
         else:
             env.setenv(name, value)
-    return load_config("/tmp/instance")
+    return load_config("instance")
 
 
 def problems(env: pytest.MonkeyPatch, **changes: str | None) -> dict[str, str]:
@@ -55,7 +70,10 @@ def test_embedded_default_needs_no_environment(env: pytest.MonkeyPatch, tmp_path
     settings = load_config(tmp_path / "instance")
 
     assert settings["SET2TRACKS_ENV"] == "embedded"
-    assert settings["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path / 'instance' / 'set2tracks.db'}"
+    assert (
+        settings["SQLALCHEMY_DATABASE_URI"]
+        == f"sqlite:///{tmp_path / 'instance' / 'set2tracks.db'}"
+    )
     assert settings["JOB_RUNNER"] == "inline"
     assert settings["RATELIMIT_STORAGE_URI"] == "memory://"
     assert settings["CACHE_TYPE"] == "SimpleCache"
@@ -80,7 +98,7 @@ def test_production_with_empty_environment_names_all_required_variables(
     env.setenv("SET2TRACKS_ENV", "production")
 
     with pytest.raises(ConfigError) as caught:
-        load_config("/tmp/instance")
+        load_config("instance")
 
     assert set(caught.value.problems) == {"SECRET_KEY", "DATABASE_URL", "REDIS_URL"}
     message = caught.value.format_message()

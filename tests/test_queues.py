@@ -27,7 +27,9 @@ RECOUNT = "set2tracks.sets.jobs.recount_set"
 def _set_with_two_tracks() -> DjSet:
     dj_set = DjSetFactory(duration_seconds=600)
     SetTrackFactory(dj_set=dj_set, position=0, track=TrackFactory(), end_seconds=200)
-    SetTrackFactory(dj_set=dj_set, position=1, track=TrackFactory(), start_seconds=200, end_seconds=300)
+    SetTrackFactory(
+        dj_set=dj_set, position=1, track=TrackFactory(), start_seconds=200, end_seconds=300
+    )
     return dj_set
 
 

@@ -37,16 +37,10 @@ def upgrade() -> None:
             set2tracks.database.UTCDateTime(timezone=True),
             nullable=True,
         ),
-        sa.Column(
-            "created_at", set2tracks.database.UTCDateTime(timezone=True), nullable=False
-        ),
-        sa.Column(
-            "updated_at", set2tracks.database.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("created_at", set2tracks.database.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", set2tracks.database.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_channels")),
-        sa.UniqueConstraint(
-            "youtube_channel_id", name=op.f("uq_channels_youtube_channel_id")
-        ),
+        sa.UniqueConstraint("youtube_channel_id", name=op.f("uq_channels_youtube_channel_id")),
     )
     op.create_index("ix_channels_created_at", "channels", ["created_at"], unique=False)
     op.create_index(
@@ -99,15 +93,9 @@ def upgrade() -> None:
         sa.Column("isrc", sa.String(length=12), nullable=True),
         sa.Column("duration_seconds", sa.Float(), nullable=True),
         sa.Column("fingerprint_count", sa.Integer(), nullable=False),
-        sa.Column(
-            "indexed_at", set2tracks.database.UTCDateTime(timezone=True), nullable=True
-        ),
-        sa.Column(
-            "created_at", set2tracks.database.UTCDateTime(timezone=True), nullable=False
-        ),
-        sa.Column(
-            "updated_at", set2tracks.database.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("indexed_at", set2tracks.database.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", set2tracks.database.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", set2tracks.database.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_library_files")),
         sa.UniqueConstraint("content_hash", name=op.f("uq_library_files_content_hash")),
         sa.UniqueConstraint("path", name=op.f("uq_library_files_path")),
@@ -127,12 +115,8 @@ def upgrade() -> None:
             set2tracks.database.UTCDateTime(timezone=True),
             nullable=True,
         ),
-        sa.Column(
-            "created_at", set2tracks.database.UTCDateTime(timezone=True), nullable=False
-        ),
-        sa.Column(
-            "updated_at", set2tracks.database.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("created_at", set2tracks.database.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", set2tracks.database.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
         sa.UniqueConstraint("session_token", name=op.f("uq_users_session_token")),
     )
@@ -149,17 +133,13 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=80), nullable=False),
         sa.Column("token_hash", sa.String(length=64), nullable=False),
         sa.Column("prefix", sa.String(length=12), nullable=False),
-        sa.Column(
-            "created_at", set2tracks.database.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("created_at", set2tracks.database.UTCDateTime(timezone=True), nullable=False),
         sa.Column(
             "last_used_at",
             set2tracks.database.UTCDateTime(timezone=True),
             nullable=True,
         ),
-        sa.Column(
-            "revoked_at", set2tracks.database.UTCDateTime(timezone=True), nullable=True
-        ),
+        sa.Column("revoked_at", set2tracks.database.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["user_id"],
             ["users.id"],
@@ -169,28 +149,18 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_api_tokens")),
         sa.UniqueConstraint("token_hash", name=op.f("uq_api_tokens_token_hash")),
     )
-    op.create_index(
-        op.f("ix_api_tokens_user_id"), "api_tokens", ["user_id"], unique=False
-    )
+    op.create_index(op.f("ix_api_tokens_user_id"), "api_tokens", ["user_id"], unique=False)
     op.create_table(
         "invites",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("code_hash", sa.String(length=64), nullable=False),
         sa.Column("email", sa.String(length=254), nullable=True),
-        sa.Column(
-            "expires_at", set2tracks.database.UTCDateTime(timezone=True), nullable=True
-        ),
-        sa.Column(
-            "created_at", set2tracks.database.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("expires_at", set2tracks.database.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", set2tracks.database.UTCDateTime(timezone=True), nullable=False),
         sa.Column("created_by_id", sa.Integer(), nullable=True),
-        sa.Column(
-            "used_at", set2tracks.database.UTCDateTime(timezone=True), nullable=True
-        ),
+        sa.Column("used_at", set2tracks.database.UTCDateTime(timezone=True), nullable=True),
         sa.Column("used_by_id", sa.Integer(), nullable=True),
-        sa.Column(
-            "revoked_at", set2tracks.database.UTCDateTime(timezone=True), nullable=True
-        ),
+        sa.Column("revoked_at", set2tracks.database.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["created_by_id"],
             ["users.id"],
@@ -206,12 +176,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_invites")),
         sa.UniqueConstraint("code_hash", name=op.f("uq_invites_code_hash")),
     )
-    op.create_index(
-        op.f("ix_invites_created_by_id"), "invites", ["created_by_id"], unique=False
-    )
-    op.create_index(
-        op.f("ix_invites_used_by_id"), "invites", ["used_by_id"], unique=False
-    )
+    op.create_index(op.f("ix_invites_created_by_id"), "invites", ["created_by_id"], unique=False)
+    op.create_index(op.f("ix_invites_used_by_id"), "invites", ["used_by_id"], unique=False)
     op.create_table(
         "sets",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -253,12 +219,8 @@ def upgrade() -> None:
         ),
         sa.Column("submitted_by_id", sa.Integer(), nullable=True),
         sa.Column("search_document", sa.Text(), nullable=False),
-        sa.Column(
-            "created_at", set2tracks.database.UTCDateTime(timezone=True), nullable=False
-        ),
-        sa.Column(
-            "updated_at", set2tracks.database.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("created_at", set2tracks.database.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", set2tracks.database.UTCDateTime(timezone=True), nullable=False),
         sa.CheckConstraint(
             "(source = 'youtube' AND video_id IS NOT NULL) OR source = 'upload'",
             name=op.f("ck_sets_youtube_has_video_id"),
@@ -287,9 +249,7 @@ def upgrade() -> None:
         ["channel_id", "youtube_published_at"],
         unique=False,
     )
-    op.create_index(
-        op.f("ix_sets_submitted_by_id"), "sets", ["submitted_by_id"], unique=False
-    )
+    op.create_index(op.f("ix_sets_submitted_by_id"), "sets", ["submitted_by_id"], unique=False)
     op.create_index(
         "ix_sets_visible_published_at",
         "sets",
@@ -331,12 +291,8 @@ def upgrade() -> None:
             nullable=True,
         ),
         sa.Column("search_document", sa.Text(), nullable=False),
-        sa.Column(
-            "created_at", set2tracks.database.UTCDateTime(timezone=True), nullable=False
-        ),
-        sa.Column(
-            "updated_at", set2tracks.database.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("created_at", set2tracks.database.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", set2tracks.database.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["label_id"],
             ["labels.id"],
@@ -358,9 +314,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_tracks_created_at", "tracks", ["created_at"], unique=False)
     op.create_index(op.f("ix_tracks_label_id"), "tracks", ["label_id"], unique=False)
-    op.create_index(
-        op.f("ix_tracks_popularity"), "tracks", ["popularity"], unique=False
-    )
+    op.create_index(op.f("ix_tracks_popularity"), "tracks", ["popularity"], unique=False)
     op.create_index("ix_tracks_release_date", "tracks", ["release_date"], unique=False)
     op.create_index(op.f("ix_tracks_set_count"), "tracks", ["set_count"], unique=False)
     op.create_table(
@@ -404,9 +358,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("user_id", "set_id", name=op.f("pk_browsing_history")),
     )
-    op.create_index(
-        "ix_browsing_history_set_id", "browsing_history", ["set_id"], unique=False
-    )
+    op.create_index("ix_browsing_history_set_id", "browsing_history", ["set_id"], unique=False)
     op.create_index(
         "ix_browsing_history_user_id_last_viewed_at",
         "browsing_history",
@@ -430,9 +382,7 @@ def upgrade() -> None:
             name=op.f("fk_related_tracks_track_id_tracks"),
             ondelete="CASCADE",
         ),
-        sa.PrimaryKeyConstraint(
-            "track_id", "related_track_id", name=op.f("pk_related_tracks")
-        ),
+        sa.PrimaryKeyConstraint("track_id", "related_track_id", name=op.f("pk_related_tracks")),
         sa.UniqueConstraint(
             "track_id", "position", name=op.f("uq_related_tracks_track_id_position")
         ),
@@ -483,13 +433,9 @@ def upgrade() -> None:
             ondelete="SET NULL",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_set_tracks")),
-        sa.UniqueConstraint(
-            "set_id", "position", name=op.f("uq_set_tracks_set_id_position")
-        ),
+        sa.UniqueConstraint("set_id", "position", name=op.f("uq_set_tracks_set_id_position")),
     )
-    op.create_index(
-        op.f("ix_set_tracks_track_id"), "set_tracks", ["track_id"], unique=False
-    )
+    op.create_index(op.f("ix_set_tracks_track_id"), "set_tracks", ["track_id"], unique=False)
     op.create_table(
         "submissions",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -532,24 +478,14 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("reason", sa.String(length=500), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
-        sa.Column(
-            "retry_at", set2tracks.database.UTCDateTime(timezone=True), nullable=True
-        ),
+        sa.Column("retry_at", set2tracks.database.UTCDateTime(timezone=True), nullable=True),
         sa.Column("job_id", sa.String(length=64), nullable=True),
-        sa.Column(
-            "started_at", set2tracks.database.UTCDateTime(timezone=True), nullable=True
-        ),
-        sa.Column(
-            "finished_at", set2tracks.database.UTCDateTime(timezone=True), nullable=True
-        ),
+        sa.Column("started_at", set2tracks.database.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("finished_at", set2tracks.database.UTCDateTime(timezone=True), nullable=True),
         sa.Column("set_id", sa.Integer(), nullable=True),
         sa.Column("notify_by_email", sa.Boolean(), nullable=False),
-        sa.Column(
-            "created_at", set2tracks.database.UTCDateTime(timezone=True), nullable=False
-        ),
-        sa.Column(
-            "updated_at", set2tracks.database.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("created_at", set2tracks.database.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", set2tracks.database.UTCDateTime(timezone=True), nullable=False),
         sa.CheckConstraint(
             "(source = 'youtube' AND video_id IS NOT NULL) OR (source = 'upload' AND upload_path IS NOT NULL)",
             name=op.f("ck_submissions_has_source"),
@@ -578,18 +514,14 @@ def upgrade() -> None:
         ["status", sa.literal_column("priority DESC"), "created_at"],
         unique=False,
     )
-    op.create_index(
-        op.f("ix_submissions_set_id"), "submissions", ["set_id"], unique=False
-    )
+    op.create_index(op.f("ix_submissions_set_id"), "submissions", ["set_id"], unique=False)
     op.create_index(
         "ix_submissions_user_id_created_at",
         "submissions",
         ["user_id", "created_at"],
         unique=False,
     )
-    op.create_index(
-        op.f("ix_submissions_video_id"), "submissions", ["video_id"], unique=False
-    )
+    op.create_index(op.f("ix_submissions_video_id"), "submissions", ["video_id"], unique=False)
     op.create_index(
         "uq_submissions_active_video_id",
         "submissions",
@@ -616,9 +548,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("track_id", "genre_id", name=op.f("pk_track_genres")),
     )
-    op.create_index(
-        op.f("ix_track_genres_genre_id"), "track_genres", ["genre_id"], unique=False
-    )
+    op.create_index(op.f("ix_track_genres_genre_id"), "track_genres", ["genre_id"], unique=False)
     if op.get_bind().dialect.name == "postgresql":
         for table in ("sets", "tracks"):
             op.create_index(
@@ -648,13 +578,9 @@ def downgrade() -> None:
     op.drop_table("submissions")
     op.drop_index(op.f("ix_set_tracks_track_id"), table_name="set_tracks")
     op.drop_table("set_tracks")
-    op.drop_index(
-        op.f("ix_related_tracks_related_track_id"), table_name="related_tracks"
-    )
+    op.drop_index(op.f("ix_related_tracks_related_track_id"), table_name="related_tracks")
     op.drop_table("related_tracks")
-    op.drop_index(
-        "ix_browsing_history_user_id_last_viewed_at", table_name="browsing_history"
-    )
+    op.drop_index("ix_browsing_history_user_id_last_viewed_at", table_name="browsing_history")
     op.drop_index("ix_browsing_history_set_id", table_name="browsing_history")
     op.drop_table("browsing_history")
     op.drop_table("user_preferences")

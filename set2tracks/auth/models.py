@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 THEMES = ("system", "light", "dark")
 
 
-class User(UserMixin, TimestampMixin, db.Model):  # type: ignore[name-defined,misc]
+class User(UserMixin, TimestampMixin, db.Model):  # type: ignore[name-defined]
     __tablename__ = "users"
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(254))
@@ -46,7 +46,7 @@ class User(UserMixin, TimestampMixin, db.Model):  # type: ignore[name-defined,mi
         return self.session_token
 
     @property
-    def is_active(self) -> bool:  # type: ignore[override]
+    def is_active(self) -> bool:
         return not self.is_disabled
 
     def __repr__(self) -> str:
@@ -57,11 +57,9 @@ class User(UserMixin, TimestampMixin, db.Model):  # type: ignore[name-defined,mi
 Index("uq_users_email_lower", func.lower(User.email), unique=True)
 
 
-class UserPreferences(db.Model):  # type: ignore[name-defined,misc]
+class UserPreferences(db.Model):  # type: ignore[name-defined]
     __tablename__ = "user_preferences"
-    __table_args__ = (
-        CheckConstraint(f"theme IN {THEMES!r}", name="theme_allowed"),
-    )
+    __table_args__ = (CheckConstraint(f"theme IN {THEMES!r}", name="theme_allowed"),)
 
     user_id: Mapped[int] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
@@ -73,7 +71,7 @@ class UserPreferences(db.Model):  # type: ignore[name-defined,misc]
     user: Mapped[User] = relationship(back_populates="preferences")
 
 
-class Invite(db.Model):  # type: ignore[name-defined,misc]
+class Invite(db.Model):  # type: ignore[name-defined]
     __tablename__ = "invites"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -94,7 +92,7 @@ class Invite(db.Model):  # type: ignore[name-defined,misc]
     used_by: Mapped[User | None] = relationship(foreign_keys=[used_by_id])
 
 
-class ApiToken(db.Model):  # type: ignore[name-defined,misc]
+class ApiToken(db.Model):  # type: ignore[name-defined]
     __tablename__ = "api_tokens"
 
     id: Mapped[int] = mapped_column(primary_key=True)

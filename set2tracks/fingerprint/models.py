@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from set2tracks.tracks.models import Track
 
 
-class LibraryFile(TimestampMixin, db.Model):  # type: ignore[name-defined,misc]
+class LibraryFile(TimestampMixin, db.Model):  # type: ignore[name-defined]
     __tablename__ = "library_files"
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -8,9 +8,9 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify
 
-from set2tracks.version import __version__
 from set2tracks.extensions import limiter, talisman
 from set2tracks.health.checks import run_checks
+from set2tracks.version import __version__
 
 blueprint = Blueprint("health", __name__)
 _STARTED = time.monotonic()

@@ -68,7 +68,7 @@ class FoundBy(enum.StrEnum):
     CHAPTER = "chapter"
 
 
-class Channel(TimestampMixin, db.Model):  # type: ignore[name-defined,misc]
+class Channel(TimestampMixin, db.Model):  # type: ignore[name-defined]
     __tablename__ = "channels"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -94,7 +94,7 @@ Index(
 )
 
 
-class DjSet(TimestampMixin, db.Model):  # type: ignore[name-defined,misc]
+class DjSet(TimestampMixin, db.Model):  # type: ignore[name-defined]
     __tablename__ = "sets"
     __table_args__ = (
         CheckConstraint(
@@ -158,7 +158,7 @@ Index(
 Index("ix_sets_channel_id_youtube_published_at", DjSet.channel_id, DjSet.youtube_published_at)
 
 
-class SetTrack(db.Model):  # type: ignore[name-defined,misc]
+class SetTrack(db.Model):  # type: ignore[name-defined]
     """One row of a tracklist; ``track_id`` NULL marks a stretch nobody identified."""
 
     __tablename__ = "set_tracks"
@@ -183,7 +183,7 @@ class SetTrack(db.Model):  # type: ignore[name-defined,misc]
     track: Mapped[Track | None] = relationship()
 
 
-class Submission(TimestampMixin, db.Model):  # type: ignore[name-defined,misc]
+class Submission(TimestampMixin, db.Model):  # type: ignore[name-defined]
     """A request to process a set: the queue that the pipeline works through."""
 
     __tablename__ = "submissions"
@@ -242,7 +242,7 @@ Index(
 Index("ix_submissions_user_id_created_at", Submission.user_id, Submission.created_at)
 
 
-class BrowsingHistory(db.Model):  # type: ignore[name-defined,misc]
+class BrowsingHistory(db.Model):  # type: ignore[name-defined]
     __tablename__ = "browsing_history"
 
     user_id: Mapped[int] = mapped_column(
@@ -255,5 +255,9 @@ class BrowsingHistory(db.Model):  # type: ignore[name-defined,misc]
     dj_set: Mapped[DjSet] = relationship()
 
 
-Index("ix_browsing_history_user_id_last_viewed_at", BrowsingHistory.user_id, BrowsingHistory.last_viewed_at)
+Index(
+    "ix_browsing_history_user_id_last_viewed_at",
+    BrowsingHistory.user_id,
+    BrowsingHistory.last_viewed_at,
+)
 Index("ix_browsing_history_set_id", BrowsingHistory.set_id)

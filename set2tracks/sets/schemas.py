@@ -26,7 +26,9 @@ class SetSchema(Schema):
     published_at = fields.DateTime(allow_none=True)
     thumbnail_url = fields.String(allow_none=True)
     track_count = fields.Integer(required=True)
-    coverage = fields.Float(required=True, metadata={"description": "Share of the set identified, 0 to 1"})
+    coverage = fields.Float(
+        required=True, metadata={"description": "Share of the set identified, 0 to 1"}
+    )
 
 
 class TracklistRowSchema(Schema):

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import Select, case, distinct, func, select, update
 from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.sql.elements import UnaryExpression
 
 from set2tracks.errors import NotFound
 from set2tracks.extensions import db
@@ -14,7 +15,7 @@ from set2tracks.sets.models import Channel, DjSet, SetTrack
 from set2tracks.tracks.models import Track
 from set2tracks.tracks.services import recount_track_sets
 
-SORTS = {
+SORTS: dict[str, tuple[UnaryExpression[Any], ...]] = {
     "youtube": (DjSet.youtube_published_at.desc().nulls_last(), DjSet.id.desc()),
     "added": (DjSet.published_at.desc().nulls_last(), DjSet.id.desc()),
     "popular": (Channel.follower_count.desc().nulls_last(), DjSet.id.desc()),

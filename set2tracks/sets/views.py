@@ -16,7 +16,9 @@ blueprint = Blueprint("sets", __name__)
 def index() -> str:
     text, sort = browse_params(services.SORTS, services.DEFAULT_SORT)
     page = db.paginate(
-        services.browse_sets(text, sort), per_page=services.PAGE_SIZE, max_per_page=services.PAGE_SIZE
+        services.browse_sets(text, sort),
+        per_page=services.PAGE_SIZE,
+        max_per_page=services.PAGE_SIZE,
     )
     return render_template(
         "sets/index.html", page=page, text=text, sort=sort, sorts=list(services.SORTS)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from flask_smorest import Blueprint
 
 from set2tracks.pagination import Page, cursor_page
@@ -27,5 +26,3 @@ def list_tracks(q: str, sort: str, cursor: str | None, limit: int) -> Page:
 def get_track(track_id: int) -> Track:
     """Get one track."""
     return services.get_track(track_id)
-
-

@@ -35,7 +35,7 @@ track_genres = Table(
 )
 
 
-class Genre(db.Model):  # type: ignore[name-defined,misc]
+class Genre(db.Model):  # type: ignore[name-defined]
     __tablename__ = "genres"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -44,7 +44,7 @@ class Genre(db.Model):  # type: ignore[name-defined,misc]
     tracks: Mapped[list[Track]] = relationship(secondary=track_genres, back_populates="genres")
 
 
-class Label(db.Model):  # type: ignore[name-defined,misc]
+class Label(db.Model):  # type: ignore[name-defined]
     __tablename__ = "labels"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -54,7 +54,7 @@ class Label(db.Model):  # type: ignore[name-defined,misc]
     tracks: Mapped[list[Track]] = relationship(back_populates="label")
 
 
-class Track(TimestampMixin, db.Model):  # type: ignore[name-defined,misc]
+class Track(TimestampMixin, db.Model):  # type: ignore[name-defined]
     __tablename__ = "tracks"
     __table_args__ = (search_index("ix_tracks_search", "search_document"),)
 
@@ -98,7 +98,7 @@ Index("ix_tracks_created_at", Track.created_at)
 Index("ix_tracks_release_date", Track.release_date)
 
 
-class RelatedTrack(db.Model):  # type: ignore[name-defined,misc]
+class RelatedTrack(db.Model):  # type: ignore[name-defined]
     """An ordered "sounds like" link from one track to another."""
 
     __tablename__ = "related_tracks"

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Select, distinct, func, select, update
 from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.sql.elements import UnaryExpression
 
 from set2tracks.errors import NotFound
 from set2tracks.extensions import db
@@ -14,7 +15,7 @@ from set2tracks.search import apply_search
 from set2tracks.sets.models import DjSet, SetTrack
 from set2tracks.tracks.models import Label, Track
 
-SORTS = {
+SORTS: dict[str, tuple[UnaryExpression[Any], ...]] = {
     "newest": (Track.created_at.desc(), Track.id.desc()),
     "released": (Track.release_date.desc().nulls_last(), Track.id.desc()),
     "sets": (Track.set_count.desc(), Track.id.desc()),
