@@ -51,6 +51,10 @@ class ConfigError(click.ClickException):
 
     def __init__(self, problems: Mapping[str, str]) -> None:
         self.problems = dict(problems)
+        if len(self.problems) == 1:
+            ((name, why),) = self.problems.items()
+            super().__init__(f"invalid configuration: {name}: {why}")
+            return
         lines = [f"  {name}: {why}" for name, why in sorted(self.problems.items())]
         super().__init__(
             "invalid configuration, fix these environment variables:\n" + "\n".join(lines)

@@ -221,3 +221,12 @@ def test_entry_points_exit_with_one_clear_message(command: list[str], tmp_path: 
     for name in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL"):
         assert name in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_single_problem_fits_on_one_line(env: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError) as caught:
+        production(env, DATABASE_URL="postgres//oops")
+
+    message = caught.value.format_message()
+    assert "\n" not in message
+    assert message.startswith("invalid configuration: DATABASE_URL: not a database URL")
