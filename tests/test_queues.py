@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from redis import Redis
 from rq import Queue
+from sqlalchemy import Connection, create_engine, text
 
 from set2tracks import create_app
 from set2tracks.extensions import db
@@ -85,20 +88,8 @@ def test_production_profile_puts_jobs_on_rq(
     assert job.meta["request_id"] == "req-0123456789"
 
 
-@pytest.mark.postgres
-@pytest.mark.redis
-@pytest.mark.committing
-def test_worker_process_runs_the_job_against_postgresql(
-    app: Flask, backends: Backends, tmp_path: Path, redis_url: str
-) -> None:
-    dj_set = _set_with_two_tracks()
-    db.session.commit()
-    set_id = dj_set.id
-    producer = create_app(base_config(backends, tmp_path, REDIS_URL=redis_url, JOB_RUNNER="rq"))
-    with producer.app_context():
-        enqueue(RECOUNT, set_id)
-
-    environment = {
+def _worker_environment(backends: Backends, redis_url: str) -> dict[str, str]:
+    return {
         **os.environ,
         "SET2TRACKS_ENV": "production",
         "SECRET_KEY": TEST_SECRET_KEY,
@@ -106,19 +97,87 @@ def test_worker_process_runs_the_job_against_postgresql(
         "REDIS_URL": redis_url,
         "PYTHONPATH": str(ROOT),
     }
-    result = subprocess.run(
+
+
+def _worker(environment: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
         [sys.executable, str(ROOT / "worker.py"), "--burst"],
-        cwd=tmp_path,
+        cwd=cwd,
         env=environment,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=120,
     )
 
-    assert result.returncode == 0, result.stderr[-2000:]
+
+def _enqueue_recount(backends: Backends, tmp_path: Path, redis_url: str) -> int:
+    """Commit a set with two tracks and put its recount job on RQ; return the set id."""
+    set_id = _set_with_two_tracks().id
+    db.session.commit()
+    producer = create_app(base_config(backends, tmp_path, REDIS_URL=redis_url, JOB_RUNNER="rq"))
+    with producer.app_context():
+        enqueue(RECOUNT, set_id)
+    return set_id
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.committing
+def test_worker_process_runs_the_job_against_postgresql(
+    app: Flask, backends: Backends, tmp_path: Path, redis_url: str
+) -> None:
+    set_id = _enqueue_recount(backends, tmp_path, redis_url)
+
+    worker = _worker(_worker_environment(backends, redis_url), tmp_path)
+    _, stderr = worker.communicate(timeout=120)
+
+    assert worker.returncode == 0, stderr[-2000:]
     db.session.expire_all()
     assert db.session.get(DjSet, set_id).track_count == 2  # type: ignore[union-attr]
     assert Queue("default", connection=Redis.from_url(redis_url)).count == 0
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.committing
+def test_sigterm_lets_the_worker_finish_the_current_job(
+    app: Flask, backends: Backends, tmp_path: Path, redis_url: str
+) -> None:
+    set_id = _enqueue_recount(backends, tmp_path, redis_url)
+    blocker = create_engine(backends.database_url)
+    with blocker.connect() as connection, blocker.connect() as observer:
+        # Hold the set's row so the job blocks mid-way, inside its UPDATE.
+        transaction = connection.begin()
+        connection.execute(text("SELECT id FROM sets WHERE id = :id FOR UPDATE"), {"id": set_id})
+        worker = _worker(_worker_environment(backends, redis_url), tmp_path)
+        try:
+            deadline = time.monotonic() + 60
+            while not _job_waits_on_a_lock(observer):
+                assert time.monotonic() < deadline, "the job never reached its UPDATE"
+                time.sleep(0.2)
+            worker.send_signal(signal.SIGTERM)
+            time.sleep(1)
+            assert worker.poll() is None, "the worker quit while its job was running"
+        finally:
+            transaction.rollback()
+        _, stderr = worker.communicate(timeout=60)
+    blocker.dispose()
+
+    assert worker.returncode == 0, stderr[-2000:]
+    db.session.expire_all()
+    assert db.session.get(DjSet, set_id).track_count == 2  # type: ignore[union-attr]
+
+
+def _job_waits_on_a_lock(connection: Connection) -> bool:
+    # Outside any transaction: pg_stat_activity is a snapshot within one.
+    connection.rollback()
+    waiting = connection.execute(
+        text(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE sets%'"
+        )
+    ).scalar_one()
+    return bool(waiting)
 
 
 def test_worker_refuses_the_embedded_profile(tmp_path: Path) -> None:
@@ -128,14 +187,9 @@ def test_worker_refuses_the_embedded_profile(tmp_path: Path) -> None:
         if key not in {"SET2TRACKS_ENV", "DATABASE_URL", "REDIS_URL"}
     }
     environment.update(PYTHONPATH=str(ROOT), SECRET_KEY=TEST_SECRET_KEY)
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "worker.py"), "--burst"],
-        cwd=tmp_path,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
-    assert result.returncode == 2
-    assert "SET2TRACKS_ENV=production" in result.stderr
+    worker = _worker(environment, tmp_path)
+    _, stderr = worker.communicate(timeout=60)
+
+    assert worker.returncode == 2
+    assert "SET2TRACKS_ENV=production" in stderr
