@@ -180,7 +180,11 @@ def load_config(
             lambda v: not v or _smtp_url(v), "must look like smtp://user:password@host:587"
         ),
     )
-    mail_from = env.str("MAIL_FROM", "Set2Tracks <noreply@localhost>")
+    mail_from = env.str(
+        "MAIL_FROM",
+        "Set2Tracks <noreply@localhost>",
+        validate=_check(_valid_sender, "must be an email address, optionally as 'Name <address>'"),
+    )
     flask_debug = env.bool("FLASK_DEBUG", False)
 
     try:
@@ -188,9 +192,6 @@ def load_config(
     except EnvValidationError as error:
         for name, messages in dict(error.error_messages).items():  # type: ignore[arg-type]
             problems[name] = "; ".join(m for m in messages if m) or "invalid value"
-
-    if mail_from and "MAIL_FROM" not in problems and not _valid_sender(mail_from):
-        problems["MAIL_FROM"] = "must be an email address, optionally as 'Name <address>'"
 
     if production:
         given = {"SECRET_KEY": secret_key, "DATABASE_URL": database_url, "REDIS_URL": redis_url}

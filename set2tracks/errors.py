@@ -111,6 +111,9 @@ def handle_domain_error(error: DomainError) -> Response:
 
 
 def handle_http_exception(error: HTTPException) -> Response:
+    if isinstance(error, InternalServerError) and error.original_exception is not None:
+        # Raised outside the view (opening the session, say): same treatment as in a view.
+        return handle_unexpected(error)
     status = error.code or 500
     # flask-smorest/webargs put field errors in ``data["messages"]`` on a 422.
     fields = getattr(error, "data", {}).get("messages")

@@ -1,10 +1,12 @@
 """Extension objects, created unbound; the app factory binds them with ``init_extensions``."""
 
+import logging
 from pathlib import Path
 from typing import Any
 
 from cachelib import FileSystemCache
-from flask import Flask
+from flask import Flask, Request, Response, g
+from flask.sessions import SessionInterface, SessionMixin
 from flask_caching import Cache
 from flask_cors import CORS
 from flask_limiter import Limiter
@@ -16,6 +18,8 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_talisman import Talisman
 from flask_wtf import CSRFProtect
 from redis import Redis
+from redis.exceptions import RedisError
+from werkzeug.exceptions import ServiceUnavailable
 
 from set2tracks.database import Base, enable_sqlite_pragmas
 
@@ -28,6 +32,8 @@ cors = CORS()
 server_session = Session()
 cache = Cache()
 csrf = CSRFProtect()
+
+logger = logging.getLogger(__name__)
 
 
 # Short timeouts: a hung Redis must cost a request half a second, not a worker timeout.
@@ -58,6 +64,37 @@ def content_security_policy() -> dict[str, str | list[str]]:
     }
 
 
+class GuardedSessionInterface(SessionInterface):
+    """Flask-Session's interface, turning an unreachable store into a clean 503.
+
+    Flask opens the session before routing, outside every error handler; a Redis error
+    there would be a bare 500. Instead the request gets an empty, unsaved session and is
+    refused with 503 before any view runs.
+    """
+
+    def __init__(self, inner: SessionInterface) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def open_session(self, app: Flask, request: Request) -> SessionMixin | None:
+        try:
+            return self.inner.open_session(app, request)
+        except RedisError as error:
+            logger.error("session store unavailable: %s", type(error).__name__)
+            g.session_store_down = True
+            return self.inner.make_null_session(app)
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        self.inner.save_session(app, session, response)
+
+
+def _refuse_without_session_store() -> None:
+    if g.get("session_store_down"):
+        raise ServiceUnavailable("Sessions are unavailable for a moment. Please try again.")
+
+
 def redis_client(app: Flask) -> Redis:
     """Return the app's Redis client (production profile only)."""
     client: Redis = app.extensions["s2t_redis"]
@@ -81,6 +118,8 @@ def init_extensions(app: Flask) -> None:
             "SESSION_CACHELIB", FileSystemCache(config["SESSION_FILE_DIR"], mode=0o600)
         )
     server_session.init_app(app)
+    app.session_interface = GuardedSessionInterface(app.session_interface)
+    app.before_request(_refuse_without_session_store)
 
     login_manager.init_app(app)
     login_manager.session_protection = "basic"

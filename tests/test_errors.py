@@ -96,3 +96,29 @@ def test_database_down_is_503_with_retry_after(backends: Backends, tmp_path: Pat
     assert api.mimetype == "application/problem+json"
     assert api.headers["Retry-After"]
     assert "psycopg" not in api.get_data(as_text=True)
+
+
+def test_redis_down_refuses_session_requests_but_serves_anonymous_ones(
+    backends: Backends, tmp_path: Path
+) -> None:
+    app = create_app(
+        base_config(
+            backends,
+            tmp_path,
+            TESTING=False,
+            REDIS_URL="redis://127.0.0.1:1/0",
+            SESSION_TYPE="redis",
+        )
+    )
+    anonymous = app.test_client().get("/sets")
+    client = app.test_client()
+    client.set_cookie(app.config["SESSION_COOKIE_NAME"], "a-session-id")
+
+    response = client.get("/sets")
+
+    assert anonymous.status_code == 200
+
+    assert response.status_code == 503
+    assert response.headers["Retry-After"]
+    assert "Traceback" not in response.text
+    assert "Temporarily unavailable" in response.text
