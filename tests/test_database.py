@@ -6,13 +6,27 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from set2tracks.database import escape_like
+from set2tracks.auth.models import ApiToken, Invite, User, UserPreferences
 from set2tracks.extensions import db
-from set2tracks.sets.models import DjSet, SetTrack, Submission, SubmissionStatus
-from tests.factories import DjSetFactory, SetTrackFactory, SubmissionFactory, UserFactory
+from set2tracks.fingerprint.models import LibraryFile
+from set2tracks.sets.models import BrowsingHistory, DjSet, SetTrack, Submission, SubmissionStatus
+from set2tracks.tracks.models import RelatedTrack, Track
+from tests.factories import (
+    ApiTokenFactory,
+    BrowsingHistoryFactory,
+    DjSetFactory,
+    InviteFactory,
+    LibraryFileFactory,
+    RelatedTrackFactory,
+    SetTrackFactory,
+    SubmissionFactory,
+    TrackFactory,
+    UserFactory,
+)
 
 
 def test_timestamps_come_back_timezone_aware_in_utc(app: Flask) -> None:
@@ -90,3 +104,56 @@ def test_tracklist_rows_cannot_end_before_they_start(app: Flask) -> None:
 
 def test_escape_like_makes_wildcards_literal() -> None:
     assert escape_like("100%_off\\") == "100\\%\\_off\\\\"
+
+
+def test_deleting_a_user_removes_personal_data_and_keeps_their_sets(app: Flask) -> None:
+    user = UserFactory()
+    token = ApiTokenFactory(user=user)
+    history = BrowsingHistoryFactory(user=user)
+    invite = InviteFactory(created_by=user)
+    dj_set = DjSetFactory(submitted_by=user)
+    submission = SubmissionFactory(user=user)
+    ids = (token.id, history.set_id, invite.id, dj_set.id, submission.id)
+    db.session.commit()
+
+    db.session.execute(delete(User).where(User.id == user.id))
+    db.session.commit()
+    db.session.expire_all()
+
+    token_id, history_set_id, invite_id, set_id, submission_id = ids
+    assert db.session.get(ApiToken, token_id) is None
+    assert db.session.get(UserPreferences, user.id) is None
+    assert db.session.scalars(select(BrowsingHistory)).all() == []
+    assert db.session.get(DjSet, history_set_id) is not None
+    assert db.session.get(Invite, invite_id).created_by_id is None  # type: ignore[union-attr]
+    assert db.session.get(DjSet, set_id).submitted_by_id is None  # type: ignore[union-attr]
+    assert db.session.get(Submission, submission_id).user_id is None  # type: ignore[union-attr]
+
+
+def test_removing_a_library_file_keeps_its_catalogue_track(app: Flask) -> None:
+    library_file = LibraryFileFactory()
+    track = TrackFactory(library_file=library_file, shazam_key=None)
+    db.session.commit()
+
+    db.session.execute(delete(LibraryFile).where(LibraryFile.id == library_file.id))
+    db.session.commit()
+    db.session.expire_all()
+
+    assert db.session.get(Track, track.id).library_file_id is None  # type: ignore[union-attr]
+
+
+def test_related_tracks_keep_their_order_and_go_with_their_track(app: Flask) -> None:
+    track = TrackFactory()
+    second, first = TrackFactory(title="Second"), TrackFactory(title="First")
+    RelatedTrackFactory(track_id=track.id, related_track_id=second.id, position=1)
+    RelatedTrackFactory(track_id=track.id, related_track_id=first.id, position=0)
+    db.session.commit()
+    db.session.expire_all()
+
+    stored = db.session.get(Track, track.id)
+    assert stored is not None
+    assert [link.related_track.title for link in stored.related] == ["First", "Second"]
+
+    db.session.execute(delete(Track).where(Track.id == track.id))
+    db.session.commit()
+    assert db.session.scalars(select(RelatedTrack)).all() == []
