@@ -9,8 +9,8 @@ from flask import Flask
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError, StatementError
 
-from set2tracks.database import escape_like
 from set2tracks.auth.models import ApiToken, Invite, User, UserPreferences
+from set2tracks.database import escape_like
 from set2tracks.extensions import db
 from set2tracks.fingerprint.models import LibraryFile
 from set2tracks.sets.models import BrowsingHistory, DjSet, SetTrack, Submission, SubmissionStatus
