@@ -56,3 +56,22 @@ def test_security_headers_on_pages(client: object) -> None:
     assert "unsafe-inline" not in policy
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
+
+
+def test_https_is_forced_except_on_health_probes(backends: Backends, tmp_path: Path) -> None:
+    app = create_app(base_config(backends, tmp_path, FORCE_HTTPS=True))
+    client = app.test_client()
+
+    page = client.get("/sets")
+    probe = client.get("/healthz")
+    secure = client.get("/sets", base_url="https://localhost")
+
+    assert page.status_code == 302
+    assert page.headers["Location"].startswith("https://")
+    assert probe.status_code == 200
+    assert "Strict-Transport-Security" not in probe.headers
+    assert secure.status_code == 200
+    hsts = secure.headers["Strict-Transport-Security"]
+    max_age = int(hsts.split("max-age=")[1].split(";")[0])
+    assert max_age >= 365 * 24 * 3600
+    assert "includeSubDomains" in hsts
