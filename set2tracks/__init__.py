@@ -14,6 +14,7 @@ from set2tracks.api import init_api
 from set2tracks.auth.views import blueprint as auth_blueprint
 from set2tracks.cli import init_cli
 from set2tracks.config import load_config, persistent_secret_key
+from set2tracks.docs.views import blueprint as docs_blueprint
 from set2tracks.errors import init_errorhandlers
 from set2tracks.extensions import init_extensions
 from set2tracks.health.views import blueprint as health_blueprint
@@ -63,7 +64,13 @@ def register_errorhandlers(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    for blueprint in (health_blueprint, auth_blueprint, sets_blueprint, tracks_blueprint):
+    for blueprint in (
+        health_blueprint,
+        auth_blueprint,
+        sets_blueprint,
+        tracks_blueprint,
+        docs_blueprint,
+    ):
         app.register_blueprint(blueprint)
     init_api(app)
 

@@ -261,6 +261,12 @@ def _profile_settings(production: bool, instance: Path) -> dict[str, Any]:
         "RATELIMIT_KEY_PREFIX": "s2t-rl",
         "RATELIMIT_STRATEGY": "moving-window",
         "RATELIMIT_HEADERS_ENABLED": True,
+        # The IETF RateLimit header names rather than the older X-RateLimit-*.
+        "RATELIMIT_HEADER_LIMIT": "RateLimit-Limit",
+        "RATELIMIT_HEADER_REMAINING": "RateLimit-Remaining",
+        "RATELIMIT_HEADER_RESET": "RateLimit-Reset",
+        "RATELIMIT_ANONYMOUS": "120 per minute;2000 per hour",
+        "RATELIMIT_AUTHENTICATED": "600 per minute;10000 per hour",
         "WTF_CSRF_TIME_LIMIT": None,
         "MAX_CONTENT_LENGTH": 1024 * 1024,
         "MAX_FORM_MEMORY_SIZE": 64 * 1024,

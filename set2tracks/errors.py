@@ -68,7 +68,8 @@ class ServiceUnavailable(DomainError):
 
 
 def wants_problem_json() -> bool:
-    return request.path.startswith("/api/")
+    """Answer machines in problem+json: everything under /api except the HTML docs page."""
+    return request.path.startswith("/api/") and not request.path.startswith("/api/docs")
 
 
 def error_response(

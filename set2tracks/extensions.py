@@ -5,13 +5,13 @@ from pathlib import Path
 from typing import Any
 
 from cachelib import FileSystemCache
-from flask import Flask, Request, Response, g
+from flask import Flask, Request, Response, current_app, g, request
 from flask.sessions import SessionInterface, SessionMixin
 from flask_caching import Cache
 from flask_cors import CORS
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
-from flask_login import LoginManager
+from flask_login import LoginManager, current_user
 from flask_migrate import Migrate
 from flask_session import Session
 from flask_sqlalchemy import SQLAlchemy
@@ -26,7 +26,26 @@ from set2tracks.database import Base, enable_sqlite_pragmas
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 login_manager = LoginManager()
-limiter = Limiter(key_func=get_remote_address)
+
+
+def rate_limit_key() -> str:
+    """Count signed-in people by account and everyone else by client address."""
+    if current_user and current_user.is_authenticated:
+        return f"user:{current_user.get_id()}"
+    return f"ip:{get_remote_address()}"
+
+
+def default_rate_limit() -> str:
+    """Return the default limit for the requester: signed-in accounts get more room."""
+    signed_in = current_user and current_user.is_authenticated
+    limit: str = current_app.config[
+        "RATELIMIT_AUTHENTICATED" if signed_in else "RATELIMIT_ANONYMOUS"
+    ]
+    return limit
+
+
+# One budget per client across the whole site; routes that need it declare stricter limits.
+limiter = Limiter(key_func=rate_limit_key, application_limits=[default_rate_limit])
 talisman = Talisman()
 cors = CORS()
 server_session = Session()
@@ -42,6 +61,10 @@ REDIS_CLIENT_OPTIONS: dict[str, Any] = {
     "socket_timeout": 0.5,
     "health_check_interval": 30,
 }
+
+NOT_RATE_LIMITED = frozenset(
+    {"static", "docs.asset", "health.healthz", "health.readyz", "health.health"}
+)
 
 YOUTUBE_EMBED = "https://www.youtube-nocookie.com"
 IMAGE_HOSTS = ["https://i.ytimg.com", "https://*.mzstatic.com", "https://i.scdn.co"]
@@ -95,6 +118,30 @@ def _refuse_without_session_store() -> None:
         raise ServiceUnavailable("Sessions are unavailable for a moment. Please try again.")
 
 
+@limiter.request_filter
+def _not_rate_limited() -> bool:
+    # Static assets and health probes are cheap and must never be refused.
+    return request.endpoint in NOT_RATE_LIMITED
+
+
+def permissions_policy() -> dict[str, str]:
+    """Return the Permissions-Policy: no powerful feature, the player's few for its embed."""
+    player = f'(self "{YOUTUBE_EMBED}")'
+    denied = ["camera", "microphone", "geolocation", "payment", "usb", "browsing-topics"]
+    return {
+        **dict.fromkeys(denied, "()"),
+        **dict.fromkeys(
+            ("autoplay", "encrypted-media", "fullscreen", "picture-in-picture"), player
+        ),
+    }
+
+
+def _isolate_browsing_context(response: Response) -> Response:
+    # Talisman has no setting for COOP; pages never need a cross-origin opener.
+    response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    return response
+
+
 def redis_client(app: Flask) -> Redis:
     """Return the app's Redis client (production profile only)."""
     client: Redis = app.extensions["s2t_redis"]
@@ -136,12 +183,6 @@ def init_extensions(app: Flask) -> None:
     config.setdefault("CACHE_KEY_PREFIX", "s2t-cache:")
     cache.init_app(app)
 
-    cors.init_app(
-        app,
-        resources={r"/api/*": {"origins": config["CORS_ORIGINS"]}},
-        supports_credentials=True,
-        expose_headers=["X-Request-ID"],
-    )
     talisman.init_app(
         app,
         force_https=config["FORCE_HTTPS"],
@@ -151,14 +192,9 @@ def init_extensions(app: Flask) -> None:
         content_security_policy_nonce_in=["script-src"],
         frame_options="DENY",
         referrer_policy="strict-origin-when-cross-origin",
-        permissions_policy={
-            "camera": "()",
-            "microphone": "()",
-            "geolocation": "()",
-            "payment": "()",
-            "usb": "()",
-        },
+        permissions_policy=permissions_policy(),
         session_cookie_secure=config["SESSION_COOKIE_SECURE"],
         session_cookie_http_only=True,
         session_cookie_samesite="Lax",
     )
+    app.after_request(_isolate_browsing_context)

@@ -12,9 +12,18 @@ from tests.conftest import base_config
 
 
 def test_every_blueprint_is_registered(app: Flask) -> None:
-    assert {"auth", "sets", "tracks", "health", "sets_api", "tracks_api"} <= set(app.blueprints)
+    assert {"auth", "sets", "tracks", "health", "docs", "sets_api", "tracks_api"} <= set(
+        app.blueprints
+    )
     rules = {rule.rule for rule in app.url_map.iter_rules()}
-    assert {"/healthz", "/readyz", "/health", "/api/v1/openapi.json", "/api/v1/sets"} <= rules
+    assert {
+        "/healthz",
+        "/readyz",
+        "/health",
+        "/api/v1/openapi.json",
+        "/api/v1/sets",
+        "/api/docs",
+    } <= rules
 
 
 def test_openapi_document_lists_the_api(client: object) -> None:

@@ -8,19 +8,19 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify
 
-from set2tracks.extensions import limiter, talisman
+from set2tracks.extensions import talisman
 from set2tracks.health.checks import run_checks
 from set2tracks.version import __version__
 
 blueprint = Blueprint("health", __name__)
 _STARTED = time.monotonic()
 
-# Load balancers probe over plain HTTP and must never be redirected or rate limited.
+# Load balancers probe over plain HTTP and must never be redirected (nor rate limited:
+# see NOT_RATE_LIMITED in extensions.py).
 _probe = talisman(force_https=False)
 
 
 @blueprint.get("/healthz")
-@limiter.exempt
 @_probe
 def healthz() -> Response:
     """Answer 200 as long as the process serves requests; touches no dependency."""
@@ -28,7 +28,6 @@ def healthz() -> Response:
 
 
 @blueprint.get("/readyz")
-@limiter.exempt
 @_probe
 def readyz() -> tuple[Response, int]:
     checks = run_checks(current_app)
@@ -37,7 +36,6 @@ def readyz() -> tuple[Response, int]:
 
 
 @blueprint.get("/health")
-@limiter.exempt
 @_probe
 def health() -> tuple[Response, int]:
     checks = run_checks(current_app, details=True)

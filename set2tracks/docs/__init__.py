@@ -1,0 +1,1 @@
+"""Interactive API documentation: Swagger UI served from this app, under our CSP."""
