@@ -19,6 +19,7 @@ from set2tracks.errors import init_errorhandlers
 from set2tracks.extensions import init_extensions
 from set2tracks.health.views import blueprint as health_blueprint
 from set2tracks.logs import init_logging
+from set2tracks.perimeter import init_perimeter, register_converters
 from set2tracks.queues import init_queues
 from set2tracks.sets.views import blueprint as sets_blueprint
 from set2tracks.tracks.views import blueprint as tracks_blueprint
@@ -35,6 +36,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     register_extensions(app)
     register_errorhandlers(app)
     register_blueprints(app)
+    register_perimeter(app)
     register_jobs(app)
     register_cli(app)
     register_proxy(app)
@@ -64,6 +66,7 @@ def register_errorhandlers(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    register_converters(app)
     for blueprint in (
         health_blueprint,
         auth_blueprint,
@@ -73,6 +76,10 @@ def register_blueprints(app: Flask) -> None:
     ):
         app.register_blueprint(blueprint)
     init_api(app)
+
+
+def register_perimeter(app: Flask) -> None:
+    init_perimeter(app)
 
 
 def register_jobs(app: Flask) -> None:

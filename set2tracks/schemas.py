@@ -1,10 +1,28 @@
-"""Schemas shared by every API: list arguments and pages."""
+"""Building blocks shared by every API: strict argument parsing, list arguments, pages."""
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from flask_smorest import Blueprint
+from marshmallow import RAISE, Schema, fields, validate
+from webargs.flaskparser import FlaskParser
 
 from set2tracks.search import MAX_QUERY_LENGTH
+
+
+class StrictParser(FlaskParser):
+    """webargs' parser, rejecting unknown query parameters instead of ignoring them."""
+
+    DEFAULT_UNKNOWN_BY_LOCATION = {
+        **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION,
+        "query": RAISE,
+        "querystring": RAISE,
+    }
+
+
+class ApiBlueprint(Blueprint):
+    """A flask-smorest blueprint whose arguments are parsed strictly."""
+
+    ARGUMENTS_PARSER = StrictParser()
 
 
 class BrowseArgs(Schema):

@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 from redis import Redis
 
 from set2tracks import create_app
-from set2tracks.api import cors_origins, init_cors
+from set2tracks.perimeter import cors_origins, init_cors
 from tests.backends import Backends
 from tests.conftest import base_config
 from tests.factories import DjSetFactory, TrackFactory, UserFactory
@@ -299,3 +299,32 @@ def test_oversized_bodies_are_413(echo_app: Flask) -> None:
 
     assert response.status_code == 413
     assert response.mimetype == "application/problem+json"
+
+
+# --- input ---------------------------------------------------------------------------------
+
+
+def test_unknown_query_parameters_are_rejected(client: FlaskClient) -> None:
+    response = client.get("/api/v1/sets", query_string={"limit": 5, "is_hidden": "true"})
+
+    assert response.status_code == 422
+    assert response.json["errors"]["query"] == {"is_hidden": ["Unknown field."]}
+
+
+def test_ids_beyond_what_the_database_holds_are_404(client: FlaskClient) -> None:
+    for url in ("/sets/", "/tracks/", "/api/v1/sets/", "/api/v1/tracks/"):
+        for set_id in ("0", "-1", str(2**31), "9" * 40):
+            assert client.get(url + set_id).status_code == 404, url + set_id
+
+
+def test_nul_bytes_are_400(client: FlaskClient) -> None:
+    page = client.get("/sets?q=%00abc")
+    api = client.get("/api/v1/sets?q=a%00")
+    key = client.get("/api/v1/tracks?%00=1")
+
+    assert page.status_code == 400
+    assert page.mimetype == "text/html"
+    for response in (api, key):
+        assert response.status_code == 400
+        assert response.mimetype == "application/problem+json"
+        assert response.json["detail"] == "The request contains a NUL byte."

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from flask_smorest import Blueprint
-
 from set2tracks.pagination import Page, cursor_page
+from set2tracks.schemas import ApiBlueprint
 from set2tracks.sets import services
 from set2tracks.sets.models import DjSet
 from set2tracks.sets.schemas import SetBrowseArgs, SetDetailSchema, SetPageSchema
 
-blueprint = Blueprint("sets_api", __name__, description="Published DJ sets")
+blueprint = ApiBlueprint("sets_api", __name__, description="Published DJ sets")
 
 
 @blueprint.get("")
@@ -20,7 +19,7 @@ def list_sets(q: str, sort: str, cursor: str | None, limit: int) -> Page:
     return cursor_page(services.browse_sets(q, sort), cursor, limit)
 
 
-@blueprint.get("/<int:set_id>")
+@blueprint.get("/<id:set_id>")
 @blueprint.response(200, SetDetailSchema)
 @blueprint.alt_response(404, description="No such published set")
 def get_set(set_id: int) -> DjSet:

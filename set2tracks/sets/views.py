@@ -25,6 +25,6 @@ def index() -> str:
     )
 
 
-@blueprint.get("/sets/<int:set_id>")
+@blueprint.get("/sets/<id:set_id>")
 def detail(set_id: int) -> str:
     return render_template("sets/detail.html", dj_set=services.get_visible_set(set_id))

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from flask_smorest import Blueprint
-
 from set2tracks.pagination import Page, cursor_page
+from set2tracks.schemas import ApiBlueprint
 from set2tracks.tracks import services
 from set2tracks.tracks.models import Track
 from set2tracks.tracks.schemas import TrackBrowseArgs, TrackPageSchema, TrackSchema
 
-blueprint = Blueprint("tracks_api", __name__, description="The track catalogue")
+blueprint = ApiBlueprint("tracks_api", __name__, description="The track catalogue")
 
 
 @blueprint.get("")
@@ -20,7 +19,7 @@ def list_tracks(q: str, sort: str, cursor: str | None, limit: int) -> Page:
     return cursor_page(services.browse_tracks(q, sort), cursor, limit)
 
 
-@blueprint.get("/<int:track_id>")
+@blueprint.get("/<id:track_id>")
 @blueprint.response(200, TrackSchema)
 @blueprint.alt_response(404, description="No such track")
 def get_track(track_id: int) -> Track:

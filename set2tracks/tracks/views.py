@@ -24,6 +24,6 @@ def index() -> str:
     )
 
 
-@blueprint.get("/tracks/<int:track_id>")
+@blueprint.get("/tracks/<id:track_id>")
 def detail(track_id: int) -> str:
     return render_template("tracks/detail.html", track=services.get_track(track_id))

@@ -1,0 +1,98 @@
+"""What every request crosses before a view sees it.
+
+Typed ids in URLs, no NUL bytes anywhere, JSON-only bodies on the API, and CORS on
+``/api/*`` for the configured origins plus the extra ones a route declares with
+``@cors_origins(...)``. Headers (Talisman), limits (Flask-Limiter) and sessions are set up
+in ``extensions.py``; errors are rendered in ``errors.py``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import Flask, request
+from werkzeug.exceptions import BadRequest, UnsupportedMediaType
+from werkzeug.routing import IntegerConverter
+
+from set2tracks.extensions import cors
+
+API_PREFIX = "/api/v1"
+MAX_ID = 2**31 - 1  # the database's INTEGER: a larger id can match nothing
+
+View = TypeVar("View", bound=Callable[..., Any])
+_CONVERTER = re.compile(r"<(?:(?P<converter>[a-z]+)(?:\([^)]*\))?:)?[a-z_]+>")
+
+
+class IdConverter(IntegerConverter):
+    """``<id:set_id>``: a positive integer that fits a database id, else 404."""
+
+    def __init__(self, url_map: Any) -> None:
+        super().__init__(url_map, min=1, max=MAX_ID)
+
+
+def register_converters(app: Flask) -> None:
+    app.url_map.converters["id"] = IdConverter
+
+
+def cors_origins(*origins: str) -> Callable[[View], View]:
+    """Allow these origins on this route, besides the configured ``CORS_ORIGINS``."""
+
+    def declare(view: View) -> View:
+        view.cors_origins = origins  # type: ignore[attr-defined]
+        return view
+
+    return declare
+
+
+def _rule_pattern(rule: str) -> str:
+    """Turn a Flask rule into the anchored regex Flask-CORS matches request paths with."""
+    parts = []
+    position = 0
+    for match in _CONVERTER.finditer(rule):
+        parts.append(re.escape(rule[position : match.start()]))
+        numeric = match.group("converter") in ("int", "id")
+        parts.append("[0-9]+" if numeric else "[^/]+")
+        position = match.end()
+    parts.append(re.escape(rule[position:]))
+    return "^" + "".join(parts) + "$"
+
+
+def init_cors(app: Flask) -> None:
+    """Enable CORS on ``/api/*`` only, for the configured origins and routes' extra ones."""
+    configured = list(app.config["CORS_ORIGINS"])
+    resources: dict[str | re.Pattern[str], dict[str, Any]] = {}
+    for rule in app.url_map.iter_rules():
+        extra = getattr(app.view_functions[rule.endpoint], "cors_origins", ())
+        if extra and rule.rule.startswith("/api/"):
+            resources[_rule_pattern(rule.rule)] = {"origins": [*configured, *extra]}
+    # Flask-CORS tries the longest pattern first, so routes' own entries win.
+    resources[r"^/api/.*"] = {"origins": configured}
+    cors.init_app(
+        app, resources=resources, supports_credentials=True, expose_headers=["X-Request-ID"]
+    )
+
+
+def reject_nul_bytes() -> None:
+    """Refuse NUL bytes in the path or query: no database stores them, nobody types them."""
+    if "\x00" in request.path or any(
+        "\x00" in key or "\x00" in value for key, value in request.args.items(multi=True)
+    ):
+        raise BadRequest("The request contains a NUL byte.")
+
+
+def require_json_body() -> None:
+    """Refuse a request body that is not JSON on the API (415), before any view parses it."""
+    if not request.path.startswith(f"{API_PREFIX}/"):
+        return
+    has_body = bool(request.content_length) or request.headers.get("Transfer-Encoding")
+    if has_body and not request.is_json:
+        raise UnsupportedMediaType("Send the request body as application/json.")
+
+
+def init_perimeter(app: Flask) -> None:
+    """Install the request guards and CORS (after the routes exist: they declare origins)."""
+    app.before_request(reject_nul_bytes)
+    app.before_request(require_json_body)
+    init_cors(app)
