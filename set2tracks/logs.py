@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 import sys
 import time
 import uuid
@@ -64,7 +67,23 @@ class RequestContextFilter(logging.Filter):
             record.route = request.url_rule.rule if request.url_rule else None
             user = current_user if g.get("_login_user") is not None else None
             record.user_id = getattr(user, "id", None)
+        elif (job := _current_job.get()) is not None:
+            record.job_id, record.request_id = job
         return True
+
+
+# (job id, id of the request that enqueued it) while a job runs in this thread or process.
+_current_job: ContextVar[tuple[str, str | None] | None] = ContextVar("job", default=None)
+
+
+@contextmanager
+def job_logging(job_id: str, enqueued_by: str | None) -> Iterator[None]:
+    """Tag every log line written while a job runs with its id and its request's id."""
+    token = _current_job.set((job_id, enqueued_by))
+    try:
+        yield
+    finally:
+        _current_job.reset(token)
 
 
 _STANDARD_ATTRIBUTES = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {

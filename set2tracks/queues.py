@@ -13,16 +13,17 @@ import queue as stdlib_queue
 import threading
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Flask, current_app
 from redis import Redis
-from rq import Queue, Retry
+from rq import Queue, Retry, get_current_job
 from rq.utils import import_attribute
 
 from set2tracks.extensions import db, redis_client
-from set2tracks.logs import request_id
+from set2tracks.logs import job_logging, request_id
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +39,15 @@ def run_job(path: str, *args: Any) -> Any:
     if not path.startswith(JOB_PREFIX):
         raise ValueError(f"refusing to run {path!r}: jobs live in the set2tracks package")
     function: Callable[..., Any] = import_attribute(path)
+    rq_job = get_current_job()
+    context: AbstractContextManager[None]
+    if rq_job is not None:
+        context = job_logging(rq_job.id, rq_job.meta.get("request_id"))
+    else:
+        context = nullcontext()  # the inline runner has set the context already
     try:
-        return function(*args)
+        with context:
+            return function(*args)
     finally:
         db.session.remove()
 
@@ -49,6 +57,7 @@ class InlineJob:
     id: str
     path: str
     args: tuple[Any, ...]
+    request_id: str | None = None
     done: threading.Event = field(default_factory=threading.Event)
     result: Any = None
     error: BaseException | None = None
@@ -64,7 +73,7 @@ class InlineRunner:
         self._lock = threading.Lock()
 
     def submit(self, path: str, args: tuple[Any, ...], job_id: str) -> InlineJob:
-        job = InlineJob(job_id, path, args)
+        job = InlineJob(job_id, path, args, request_id=request_id())
         self._jobs.put(job)
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
@@ -89,7 +98,7 @@ class InlineRunner:
         while True:
             job = self._jobs.get()
             try:
-                with self.app.app_context():
+                with self.app.app_context(), job_logging(job.id, job.request_id):
                     job.result = run_job(job.path, *job.args)
             except BaseException as error:  # a failed job must not kill the runner
                 job.error = error

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import signal
 import subprocess
@@ -193,3 +195,24 @@ def test_worker_refuses_the_embedded_profile(tmp_path: Path) -> None:
 
     assert worker.returncode == 2
     assert "SET2TRACKS_ENV=production" in stderr
+
+
+def test_job_log_lines_carry_the_job_and_the_request_that_queued_it(
+    app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
+    set_id = _set_with_two_tracks().id
+    db.session.commit()
+
+    with (
+        caplog.at_level(logging.INFO, logger="set2tracks.sets.jobs"),
+        app.test_request_context(headers={"X-Request-ID": "req-from-the-browser-1"}),
+    ):
+        job_id = enqueue(RECOUNT, set_id)
+    assert inline_runner().join(timeout=10)
+
+    handler = next(h for h in logging.getLogger().handlers if h.get_name() == "set2tracks")
+    records = [r for r in caplog.records if r.name == "set2tracks.sets.jobs"]
+    assert len(records) == 1
+    line = json.loads(handler.format(records[0]))
+    assert line["job_id"] == job_id
+    assert line["request_id"] == "req-from-the-browser-1"
