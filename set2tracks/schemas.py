@@ -25,6 +25,24 @@ class ApiBlueprint(Blueprint):
     ARGUMENTS_PARSER = StrictParser()
 
 
+class ProblemSchema(Schema):
+    """An RFC 9457 problem, as every API error is answered."""
+
+    type = fields.String(required=True, metadata={"example": "about:blank"})
+    title = fields.String(required=True, metadata={"example": "Not Found"})
+    status = fields.Integer(required=True, metadata={"example": 404})
+    detail = fields.String(
+        required=True, metadata={"example": "This set does not exist or is not published."}
+    )
+    request_id = fields.String(
+        required=True, allow_none=True, metadata={"example": "5f0c1d3e9a7b4c21b8e6d4f2a1c3b5d7"}
+    )
+    errors = fields.Dict(
+        keys=fields.String(),
+        metadata={"description": "Field errors of a 400 or 422, by location and field"},
+    )
+
+
 class BrowseArgs(Schema):
     q = fields.String(
         load_default="",

@@ -21,7 +21,7 @@ def list_sets(q: str, sort: str, cursor: str | None, limit: int) -> Page:
 
 @blueprint.get("/<id:set_id>")
 @blueprint.response(200, SetDetailSchema)
-@blueprint.alt_response(404, description="No such published set")
+@blueprint.alt_response(404, response="NOT_FOUND", description="No such published set")
 def get_set(set_id: int) -> DjSet:
     """Get one published set with its tracklist."""
     return services.get_visible_set(set_id)

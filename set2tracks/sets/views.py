@@ -14,14 +14,19 @@ blueprint = Blueprint("sets", __name__)
 @blueprint.get("/")
 @blueprint.get("/sets")
 def index() -> str:
-    text, sort = browse_params(services.SORTS, services.DEFAULT_SORT)
+    params = browse_params(services.SORTS, services.DEFAULT_SORT)
     page = db.paginate(
-        services.browse_sets(text, sort),
+        services.browse_sets(params.text, params.sort),
+        page=params.page,
         per_page=services.PAGE_SIZE,
         max_per_page=services.PAGE_SIZE,
     )
     return render_template(
-        "sets/index.html", page=page, text=text, sort=sort, sorts=list(services.SORTS)
+        "sets/index.html",
+        page=page,
+        text=params.text,
+        sort=params.sort,
+        sorts=list(services.SORTS),
     )
 
 

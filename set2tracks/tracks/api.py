@@ -21,7 +21,7 @@ def list_tracks(q: str, sort: str, cursor: str | None, limit: int) -> Page:
 
 @blueprint.get("/<id:track_id>")
 @blueprint.response(200, TrackSchema)
-@blueprint.alt_response(404, description="No such track")
+@blueprint.alt_response(404, response="NOT_FOUND", description="No such track")
 def get_track(track_id: int) -> Track:
     """Get one track."""
     return services.get_track(track_id)

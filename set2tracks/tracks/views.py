@@ -13,14 +13,19 @@ blueprint = Blueprint("tracks", __name__)
 
 @blueprint.get("/tracks")
 def index() -> str:
-    text, sort = browse_params(services.SORTS, services.DEFAULT_SORT)
+    params = browse_params(services.SORTS, services.DEFAULT_SORT)
     page = db.paginate(
-        services.browse_tracks(text, sort),
+        services.browse_tracks(params.text, params.sort),
+        page=params.page,
         per_page=services.PAGE_SIZE,
         max_per_page=services.PAGE_SIZE,
     )
     return render_template(
-        "tracks/index.html", page=page, text=text, sort=sort, sorts=list(services.SORTS)
+        "tracks/index.html",
+        page=page,
+        text=params.text,
+        sort=params.sort,
+        sorts=list(services.SORTS),
     )
 
 

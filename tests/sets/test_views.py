@@ -86,3 +86,9 @@ def test_hidden_set_page_is_404(client: FlaskClient) -> None:
     dj_set = DjSetFactory(is_hidden=True)
 
     assert client.get(f"/sets/{dj_set.id}").status_code == 404
+
+
+def test_page_numbers_out_of_range_are_404(client: FlaskClient) -> None:
+    for page in ("0", "-3", "abc", "10001", "1" + "0" * 30, "9" * 5000, "٣"):
+        assert client.get("/sets", query_string={"page": page}).status_code == 404, page
+    assert client.get("/sets", query_string={"page": "1"}).status_code == 200
