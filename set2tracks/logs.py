@@ -30,9 +30,10 @@ _SECRET_ASSIGNMENT = re.compile(
     rf"(?i)((?:{_SECRET_NAMES})[\w-]*[\"']?\s*[:=]\s*[\"']?)(?:Bearer\s+)?[^\s\"',;&}}]+"
 )
 _BEARER = re.compile(r"(?i)(Bearer\s+)[A-Za-z0-9._~+/=-]+")
-_URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]+(@)")
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]+(@)")
 _SECRET_KEY = re.compile(rf"(?i)^({_SECRET_NAMES}|.*_(key|secret|token|password))$")
 REDACTED = "[redacted]"
+_TRACEBACKS = logging.Formatter()
 
 
 def redact(text: str) -> str:
@@ -48,6 +49,12 @@ class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg = redact(record.getMessage())
         record.args = None
+        if record.exc_info:
+            # Exception messages quote what they choke on: render the traceback now, scrubbed.
+            record.exc_text = redact(_TRACEBACKS.formatException(record.exc_info))
+            record.exc_info = None
+        elif record.exc_text:
+            record.exc_text = redact(record.exc_text)
         for key, value in list(record.__dict__.items()):
             if key in _STANDARD_ATTRIBUTES:
                 continue

@@ -81,3 +81,41 @@ def test_secret_looking_extra_fields_and_arguments_are_redacted() -> None:
 
 def test_ordinary_text_is_left_alone() -> None:
     assert redact("GET /sets/42 200 in 12 ms") == "GET /sets/42 200 in 12 ms"
+
+
+def _written(record: logging.LogRecord) -> str:
+    """Return the line our handler writes for ``record``."""
+    handler = next(h for h in logging.getLogger().handlers if h.get_name() == "set2tracks")
+    assert handler.filter(record)
+    return handler.format(record)
+
+
+def test_tracebacks_are_scrubbed_too(caplog: pytest.LogCaptureFixture) -> None:
+    try:
+        raise RuntimeError("cannot connect to redis://:r3dis-pass@cache:6379 with token=abc123")
+    except RuntimeError:
+        logging.getLogger("set2tracks.test").exception("boom")
+    record = next(r for r in caplog.records if r.name == "set2tracks.test")
+
+    line = json.loads(_written(record))
+
+    assert "RuntimeError" in line["exc_info"]
+    assert "r3dis-pass" not in line["exc_info"]
+    assert "abc123" not in line["exc_info"]
+
+
+def test_no_secret_a_client_sends_reaches_the_logs(
+    client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    canaries = {
+        "Authorization": "Bearer canary-bearer-0123456789",
+        "Cookie": "s2t_session=canary-cookie-0123456789",
+        "X-Api-Key": "canary-header-key-0123",
+    }
+    with caplog.at_level(logging.DEBUG):
+        client.get("/api/v1/sets?api_key=canary-query-key-0123", headers=canaries)
+        client.get("/no-such-page?password=canary-password-0123", headers=canaries)
+        client.post("/api/v1/sets", json={"password": "canary-json-password"}, headers=canaries)
+
+    written = "\n".join(_written(record) for record in caplog.records)
+    assert "canary" not in written

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import platform
 import time
 from typing import Any
 
@@ -43,7 +42,6 @@ def health() -> tuple[Response, int]:
     body: dict[str, Any] = {
         "status": "ok" if ready else "degraded",
         "version": __version__,
-        "python": platform.python_version(),
         "profile": current_app.config["SET2TRACKS_ENV"],
         "uptime_seconds": round(time.monotonic() - _STARTED, 1),
         "checks": checks,

@@ -99,3 +99,42 @@ def recount_channel(channel_id: int) -> None:
         .scalar_subquery()
     )
     db.session.execute(update(Channel).where(Channel.id == channel_id).values(set_count=count))
+
+
+def iso_duration(seconds: float) -> str:
+    """Return ``seconds`` as an ISO 8601 duration (``PT1H2M5S``)."""
+    total = int(seconds)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return "PT" + (f"{hours}H" if hours else "") + (f"{minutes}M" if minutes else "") + f"{secs}S"
+
+
+def video_json_ld(dj_set: DjSet, page_url: str) -> dict[str, Any] | None:
+    """Describe a YouTube set for search engines: a VideoObject with one Clip per track."""
+    if dj_set.video_id is None:
+        return None
+    clips = [
+        {
+            "@type": "Clip",
+            "name": f"{row.track.artist} - {row.track.title}",
+            "startOffset": int(row.start_seconds),
+            "endOffset": int(row.end_seconds),
+            "url": f"{page_url}?t={int(row.start_seconds)}",
+        }
+        for row in dj_set.tracklist
+        if row.track is not None
+    ]
+    document: dict[str, Any] = {
+        "@context": "https://schema.org",
+        "@type": "VideoObject",
+        "name": dj_set.title,
+        "description": dj_set.description or dj_set.title,
+        "thumbnailUrl": dj_set.thumbnail_url
+        or f"https://i.ytimg.com/vi/{dj_set.video_id}/hqdefault.jpg",
+        "duration": iso_duration(dj_set.duration_seconds),
+        "embedUrl": f"https://www.youtube-nocookie.com/embed/{dj_set.video_id}",
+        "hasPart": clips,
+    }
+    if dj_set.youtube_published_at is not None:
+        document["uploadDate"] = dj_set.youtube_published_at.isoformat()
+    return document

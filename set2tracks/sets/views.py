@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from flask import Blueprint, render_template, request, url_for
 
 from set2tracks.browse import browse_params
 from set2tracks.extensions import db
@@ -32,4 +32,13 @@ def index() -> str:
 
 @blueprint.get("/sets/<id:set_id>")
 def detail(set_id: int) -> str:
-    return render_template("sets/detail.html", dj_set=services.get_visible_set(set_id))
+    dj_set = services.get_visible_set(set_id)
+    page_url = url_for("sets.detail", set_id=set_id, _external=True)
+    # ?t=<seconds> deep-links into the set; anything else starts at the beginning.
+    start = request.args.get("t", 0, type=int)
+    return render_template(
+        "sets/detail.html",
+        dj_set=dj_set,
+        start=start if 0 < start < dj_set.duration_seconds else 0,
+        json_ld=services.video_json_ld(dj_set, page_url),
+    )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 from flask.testing import FlaskClient
 
 from tests.factories import ChannelFactory, DjSetFactory, SetTrackFactory, TrackFactory
@@ -92,3 +95,49 @@ def test_page_numbers_out_of_range_are_404(client: FlaskClient) -> None:
     for page in ("0", "-3", "abc", "10001", "1" + "0" * 30, "9" * 5000, "٣"):
         assert client.get("/sets", query_string={"page": page}).status_code == 404, page
     assert client.get("/sets", query_string={"page": "1"}).status_code == 200
+
+
+def test_set_page_describes_the_video_and_its_tracks_in_json_ld(client: FlaskClient) -> None:
+    dj_set = DjSetFactory(title="</script><script>alert(1)</script>", duration_seconds=3725)
+    SetTrackFactory(
+        dj_set=dj_set,
+        position=0,
+        track=TrackFactory(artist="Bicep", title="Glue"),
+        start_seconds=65,
+        end_seconds=400,
+    )
+
+    page = client.get(f"/sets/{dj_set.id}")
+
+    match = re.search(
+        r'<script type="application/ld\+json" nonce="([^"]+)">(.*?)</script>', page.text, re.S
+    )
+    assert match is not None
+    nonce, payload = match.groups()
+    assert f"'nonce-{nonce}'" in page.headers["Content-Security-Policy"]
+    assert "<script>alert" not in page.text
+    document = json.loads(payload)
+    assert document["@type"] == "VideoObject"
+    assert document["name"] == "</script><script>alert(1)</script>"
+    assert document["duration"] == "PT1H2M5S"
+    assert document["hasPart"] == [
+        {
+            "@type": "Clip",
+            "name": "Bicep - Glue",
+            "startOffset": 65,
+            "endOffset": 400,
+            "url": f"http://localhost/sets/{dj_set.id}?t=65",
+        }
+    ]
+
+
+def test_a_deep_link_starts_the_player_at_its_time(client: FlaskClient) -> None:
+    dj_set = DjSetFactory(duration_seconds=3600)
+
+    linked = client.get(f"/sets/{dj_set.id}?t=65").text
+    beyond = client.get(f"/sets/{dj_set.id}?t=99999").text
+    garbage = client.get(f"/sets/{dj_set.id}?t=abc").text
+
+    assert f"embed/{dj_set.video_id}?start=65" in linked
+    assert f"embed/{dj_set.video_id}?start" not in beyond
+    assert f"embed/{dj_set.video_id}?start" not in garbage

@@ -1,0 +1,134 @@
+"""Who may reach what: a sweep over every route of ``app.url_map`` as three people.
+
+Every endpoint must be classified below; a new route fails this test until it is. Public
+routes answer everyone; ``user`` routes send anonymous visitors to sign in (401 on the API);
+``admin`` routes refuse signed-in non-admins with 403. Hidden and unpublished sets stay
+hidden from everyone, and no GET changes a single row.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from set2tracks.extensions import db
+from tests.factories import DjSetFactory, TrackFactory, UserFactory
+
+PUBLIC, USER, ADMIN = "public", "user", "admin"
+ACCESS = {
+    "static": PUBLIC,
+    "health.healthz": PUBLIC,
+    "health.readyz": PUBLIC,
+    "health.health": PUBLIC,
+    "sets.index": PUBLIC,
+    "sets.detail": PUBLIC,
+    "tracks.index": PUBLIC,
+    "tracks.detail": PUBLIC,
+    "sets_api.list_sets": PUBLIC,
+    "sets_api.get_set": PUBLIC,
+    "tracks_api.list_tracks": PUBLIC,
+    "tracks_api.get_track": PUBLIC,
+    "api-docs.openapi_json": PUBLIC,
+    "docs.index": PUBLIC,
+    "docs.asset": PUBLIC,
+}
+ROLES = ("anonymous", USER, ADMIN)
+
+
+def sign_in(client: FlaskClient, user: Any) -> None:
+    with client.session_transaction() as session:
+        session["_user_id"] = user.get_id()
+        session["_fresh"] = True
+
+
+def _expected(access: str, role: str, api: bool) -> set[int]:
+    if access == PUBLIC or role == ADMIN or (access == USER and role == USER):
+        return {200}
+    if role == "anonymous":
+        return {401} if api else {302}
+    return {403}
+
+
+def _url(rule: str, values: dict[str, Any]) -> str:
+    return re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", lambda m: str(values[m.group(1)]), rule)
+
+
+def _row_counts() -> dict[str, int]:
+    return {
+        table.name: db.session.scalar(select(func.count()).select_from(table)) or 0
+        for table in db.metadata.sorted_tables
+    }
+
+
+def test_every_route_is_classified(app: Flask) -> None:
+    endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
+
+    assert endpoints - set(ACCESS) == set(), "classify the new routes in ACCESS"
+    assert set(ACCESS) - endpoints == set(), "ACCESS lists routes that no longer exist"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_each_role_reaches_exactly_what_it_may(app: Flask, role: str) -> None:
+    values = {
+        "set_id": DjSetFactory().id,
+        "track_id": TrackFactory().id,
+        "filename": "app.css",
+    }
+    client = app.test_client()
+    if role != "anonymous":
+        user = UserFactory(is_admin=role == ADMIN)
+        sign_in(client, user)
+    db.session.commit()
+    before = _row_counts()
+
+    for rule in app.url_map.iter_rules():
+        if "GET" not in (rule.methods or set()):
+            continue
+        if rule.endpoint == "docs.asset":
+            values["filename"] = "swagger-ui.css"
+        url = _url(rule.rule, values)
+        values["filename"] = "app.css"
+        api = rule.rule.startswith("/api/v1")
+        response = client.get(url)
+        expected = _expected(ACCESS[rule.endpoint], role, api)
+        assert response.status_code in expected, f"{role} GET {url}: {response.status_code}"
+        if response.status_code == 302:
+            assert "/login" in response.headers["Location"], url
+
+    assert _row_counts() == before, "a GET changed the database"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_hidden_and_unpublished_sets_stay_hidden_by_id(app: Flask, role: str) -> None:
+    hidden = DjSetFactory(is_hidden=True)
+    draft = DjSetFactory(is_published=False)
+    client = app.test_client()
+    if role != "anonymous":
+        sign_in(client, UserFactory(is_admin=role == ADMIN))
+    db.session.commit()
+
+    for dj_set in (hidden, draft):
+        assert client.get(f"/sets/{dj_set.id}").status_code == 404
+        assert client.get(f"/api/v1/sets/{dj_set.id}").status_code == 404
+        listed = client.get("/api/v1/sets").json["items"]
+        assert dj_set.id not in {item["id"] for item in listed}
+
+
+def test_a_signed_in_session_cookie_is_hardened(app: Flask) -> None:
+    client = app.test_client()
+    sign_in(client, UserFactory())
+    db.session.commit()
+
+    response = client.get("/sets")
+
+    cookies = response.headers.getlist("Set-Cookie")
+    assert cookies, "a signed-in session is refreshed on each request"
+    for cookie in cookies:
+        assert "HttpOnly" in cookie
+        assert "SameSite=Lax" in cookie
+        assert cookie.startswith(app.config["SESSION_COOKIE_NAME"] + "=")
