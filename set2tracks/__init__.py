@@ -13,13 +13,14 @@ from set2tracks import models  # noqa: F401  (the whole schema, for the ORM and 
 from set2tracks.api import init_api
 from set2tracks.auth.views import blueprint as auth_blueprint
 from set2tracks.cli import init_cli
+from set2tracks.clients.mail import init_mail
 from set2tracks.config import load_config, persistent_secret_key
 from set2tracks.docs.views import blueprint as docs_blueprint
 from set2tracks.errors import init_errorhandlers
 from set2tracks.extensions import init_extensions
 from set2tracks.health.views import blueprint as health_blueprint
 from set2tracks.logs import init_logging
-from set2tracks.perimeter import init_perimeter, register_converters
+from set2tracks.perimeter import init_cors, init_request_guards, register_converters
 from set2tracks.queues import init_queues
 from set2tracks.sets.views import blueprint as sets_blueprint
 from set2tracks.tracks.views import blueprint as tracks_blueprint
@@ -34,9 +35,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     configure(app, config)
     register_logging(app)
     register_extensions(app)
+    register_clients(app)
     register_errorhandlers(app)
+    register_request_guards(app)
     register_blueprints(app)
-    register_perimeter(app)
+    register_cors(app)
     register_jobs(app)
     register_cli(app)
     register_proxy(app)
@@ -61,6 +64,10 @@ def register_extensions(app: Flask) -> None:
     init_extensions(app)
 
 
+def register_clients(app: Flask) -> None:
+    init_mail(app)
+
+
 def register_errorhandlers(app: Flask) -> None:
     init_errorhandlers(app)
 
@@ -78,8 +85,13 @@ def register_blueprints(app: Flask) -> None:
     init_api(app)
 
 
-def register_perimeter(app: Flask) -> None:
-    init_perimeter(app)
+def register_request_guards(app: Flask) -> None:
+    init_request_guards(app)
+
+
+def register_cors(app: Flask) -> None:
+    """CORS comes after the routes: a route may declare extra allowed origins."""
+    init_cors(app)
 
 
 def register_jobs(app: Flask) -> None:

@@ -15,6 +15,7 @@ from flask import Flask
 from flask_smorest import Api
 from flask_smorest.utils import prepare_response
 
+from set2tracks.auth.api import blueprint as me_api
 from set2tracks.errors import PROBLEM_JSON
 from set2tracks.perimeter import API_PREFIX, MAX_ID, IdConverter
 from set2tracks.schemas import ProblemSchema
@@ -69,7 +70,7 @@ SECURITY_SCHEMES = {
     "session": {
         "type": "apiKey",
         "in": "cookie",
-        "name": "__Host-session",
+        "name": "__Host-session",  # s2t_session in the embedded profile (plain HTTP)
         "description": "The browser session of a signed-in person.",
     },
     "csrf": {
@@ -105,3 +106,4 @@ def init_api(app: Flask) -> None:
     )
     api.register_blueprint(sets_api, url_prefix=f"{API_PREFIX}/sets")
     api.register_blueprint(tracks_api, url_prefix=f"{API_PREFIX}/tracks")
+    api.register_blueprint(me_api, url_prefix=f"{API_PREFIX}/me")

@@ -5,13 +5,16 @@ from __future__ import annotations
 import errno
 import shutil
 import socket
+import sys
 
 import click
 from flask import Flask, current_app
-from flask.cli import with_appcontext
+from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from set2tracks.auth import services
+from set2tracks.errors import DomainError
 from set2tracks.extensions import db
 
 
@@ -65,5 +68,75 @@ def check_command(port: int | None, host: str) -> None:
     click.echo(f"ok: {current_app.config['SET2TRACKS_ENV']} profile, database reachable")
 
 
+users_cli = AppGroup("users", help="Manage accounts.")
+tokens_cli = AppGroup("tokens", help="Manage personal API tokens.")
+
+
+def _read_password(password_stdin: bool) -> str:
+    if password_stdin or not sys.stdin.isatty():
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if not password:
+        raise click.ClickException("no password given (type it, or pipe it with --password-stdin)")
+    return str(password)
+
+
+@users_cli.command("create")
+@click.argument("email")
+@click.option("--name", "display_name", help="Display name (default: the email's local part).")
+@click.option("--admin", is_flag=True, help="Make the account an administrator.")
+@click.option("--premium", is_flag=True, help="Give the account premium priority.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def create_user_command(
+    email: str, display_name: str | None, admin: bool, premium: bool, password_stdin: bool
+) -> None:
+    """Create an account (the password is asked for, or read from standard input)."""
+    password = _read_password(password_stdin)
+    try:
+        user = services.create_user(
+            email,
+            password,
+            display_name or email.split("@")[0],
+            is_admin=admin,
+            is_premium=premium,
+        )
+        db.session.commit()
+    except DomainError as error:
+        db.session.rollback()
+        raise click.ClickException(error.detail) from None
+    roles = [role for role, on in (("admin", admin), ("premium", premium)) if on]
+    click.echo(
+        f"created account {user.id} for {user.email}" + (f" ({', '.join(roles)})" if roles else "")
+    )
+
+
+@users_cli.command("set-admin")
+@click.argument("email")
+@click.option("--revoke", is_flag=True, help="Remove the admin role instead.")
+def set_admin_command(email: str, revoke: bool) -> None:
+    """Make an account an administrator (or no longer one with --revoke)."""
+    try:
+        user = services.set_admin(email, is_admin=not revoke)
+    except DomainError as error:
+        raise click.ClickException(error.detail) from None
+    click.echo(f"{user.email} is {'no longer ' if revoke else ''}an administrator")
+
+
+@tokens_cli.command("create")
+@click.argument("email")
+@click.option("--name", required=True, help="What the token is for, e.g. 'laptop script'.")
+def create_token_command(email: str, name: str) -> None:
+    """Create a personal API token; it is printed once, alone on the last line."""
+    user = services.find_user_by_email(email)
+    if user is None:
+        raise click.ClickException(f"no account has the email {email}")
+    issued = services.create_api_token(user.id, name)
+    click.echo(f"token {issued.id} created for {user.email}; it is shown only now:", err=True)
+    click.echo(issued.secret)
+
+
 def init_cli(app: Flask) -> None:
     app.cli.add_command(check_command)
+    app.cli.add_command(users_cli)
+    app.cli.add_command(tokens_cli)

@@ -268,6 +268,9 @@ def _profile_settings(production: bool, instance: Path) -> dict[str, Any]:
         "RATELIMIT_ANONYMOUS": "120 per minute;2000 per hour",
         "RATELIMIT_AUTHENTICATED": "600 per minute;10000 per hour",
         "WTF_CSRF_TIME_LIMIT": None,
+        # CSRF is checked by set2tracks.auth for cookie requests only (API tokens need none).
+        "WTF_CSRF_CHECK_DEFAULT": False,
+        "PASSWORD_RESET_MAX_AGE": 30 * 60,
         "MAX_CONTENT_LENGTH": 1024 * 1024,
         "MAX_FORM_MEMORY_SIZE": 64 * 1024,
         "MAX_FORM_PARTS": 50,

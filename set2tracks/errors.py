@@ -96,6 +96,8 @@ def error_response(
         )
         response = Response(html, mimetype="text/html")
     response.status_code = status
+    if status == 401 and wants_problem_json():
+        response.headers["WWW-Authenticate"] = 'Bearer realm="set2tracks"'
     if status in (429, 503):
         response.headers.setdefault("Retry-After", str(RETRY_AFTER_SECONDS))
     return response

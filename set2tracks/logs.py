@@ -69,13 +69,13 @@ class RequestContextFilter(logging.Filter):
     """Tag records logged during a request with its id, route and user."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if has_request_context():
+        if (job := _current_job.get()) is not None:
+            record.job_id, record.request_id = job
+        elif has_request_context():
             record.request_id = request_id()
             record.route = request.url_rule.rule if request.url_rule else None
             user = current_user if g.get("_login_user") is not None else None
             record.user_id = getattr(user, "id", None)
-        elif (job := _current_job.get()) is not None:
-            record.job_id, record.request_id = job
         return True
 
 

@@ -75,24 +75,27 @@ def init_cors(app: Flask) -> None:
 
 
 def reject_nul_bytes() -> None:
-    """Refuse NUL bytes in the path or query: no database stores them, nobody types them."""
-    if "\x00" in request.path or any(
-        "\x00" in key or "\x00" in value for key, value in request.args.items(multi=True)
-    ):
+    """Refuse NUL bytes in the path, query or form: no database stores them, nobody types them.
+
+    JSON bodies are checked field by field by their schemas (``schemas.Text``).
+    """
+    pairs = [*request.args.items(multi=True)]
+    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        pairs += request.form.items(multi=True)
+    if "\x00" in request.path or any("\x00" in key or "\x00" in value for key, value in pairs):
         raise BadRequest("The request contains a NUL byte.")
 
 
 def require_json_body() -> None:
     """Refuse a request body that is not JSON on the API (415), before any view parses it."""
-    if not request.path.startswith(f"{API_PREFIX}/"):
+    if request.routing_exception is not None or not request.path.startswith(f"{API_PREFIX}/"):
         return
     has_body = bool(request.content_length) or request.headers.get("Transfer-Encoding")
     if has_body and not request.is_json:
         raise UnsupportedMediaType("Send the request body as application/json.")
 
 
-def init_perimeter(app: Flask) -> None:
-    """Install the request guards and CORS (after the routes exist: they declare origins)."""
+def init_request_guards(app: Flask) -> None:
+    """Install the guards that run before credentials are even looked at."""
     app.before_request(reject_nul_bytes)
     app.before_request(require_json_body)
-    init_cors(app)

@@ -64,10 +64,15 @@ class InlineJob:
 
 
 class InlineRunner:
-    """One daemon thread that runs jobs in order, for the embedded profile."""
+    """Runs jobs in order on one daemon thread, for the embedded profile.
 
-    def __init__(self, app: Flask) -> None:
+    With ``threaded=False`` (tests) jobs wait until ``join()`` runs them in the caller's
+    thread: the tests' database connection must never be used by two threads at once.
+    """
+
+    def __init__(self, app: Flask, *, threaded: bool = True) -> None:
         self.app = app
+        self.threaded = threaded
         self._jobs: stdlib_queue.Queue[InlineJob] = stdlib_queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -75,16 +80,21 @@ class InlineRunner:
     def submit(self, path: str, args: tuple[Any, ...], job_id: str) -> InlineJob:
         job = InlineJob(job_id, path, args, request_id=request_id())
         self._jobs.put(job)
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(
-                    target=self._work, name="set2tracks-jobs", daemon=True
-                )
-                self._thread.start()
+        if self.threaded:
+            with self._lock:
+                if self._thread is None or not self._thread.is_alive():
+                    self._thread = threading.Thread(
+                        target=self._work, name="set2tracks-jobs", daemon=True
+                    )
+                    self._thread.start()
         return job
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait until every submitted job has run; return False on timeout."""
+        if not self.threaded:
+            while not self._jobs.empty():
+                self._run(self._jobs.get())
+            return True
         done = threading.Event()
 
         def wait() -> None:
@@ -96,21 +106,24 @@ class InlineRunner:
 
     def _work(self) -> None:
         while True:
-            job = self._jobs.get()
-            try:
-                with self.app.app_context(), job_logging(job.id, job.request_id):
-                    job.result = run_job(job.path, *job.args)
-            except BaseException as error:  # a failed job must not kill the runner
-                job.error = error
-                logger.exception("job %s (%s) failed", job.id, job.path)
-            finally:
-                job.done.set()
-                self._jobs.task_done()
+            self._run(self._jobs.get())
+
+    def _run(self, job: InlineJob) -> None:
+        try:
+            with self.app.app_context(), job_logging(job.id, job.request_id):
+                job.result = run_job(job.path, *job.args)
+        except BaseException as error:  # a failed job must not stop the runner
+            job.error = error
+            logger.exception("job %s (%s) failed", job.id, job.path)
+        finally:
+            job.done.set()
+            self._jobs.task_done()
 
 
 def init_queues(app: Flask) -> None:
     if app.config["JOB_RUNNER"] == "inline":
-        app.extensions["s2t_inline_runner"] = InlineRunner(app)
+        threaded = app.config.get("INLINE_JOBS_THREADED", True)
+        app.extensions["s2t_inline_runner"] = InlineRunner(app, threaded=threaded)
 
 
 def rq_queue(name: str = DEFAULT, connection: Redis | None = None) -> Queue:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask_smorest import Blueprint
 from marshmallow import RAISE, Schema, fields, validate
 from webargs.flaskparser import FlaskParser
@@ -43,13 +45,29 @@ class ProblemSchema(Schema):
     )
 
 
+class Text(fields.String):
+    """A string a database can store: no NUL character, no lone surrogate (invalid UTF-8)."""
+
+    default_error_messages = {"unstorable": "Contains a character that is not allowed."}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text: str = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise self.make_error("unstorable") from None
+        if "\x00" in text:
+            raise self.make_error("unstorable")
+        return text
+
+
 class BrowseArgs(Schema):
-    q = fields.String(
+    q = Text(
         load_default="",
         validate=validate.Length(max=MAX_QUERY_LENGTH),
         metadata={"description": "Full-text search"},
     )
-    cursor = fields.String(
+    cursor = Text(
         load_default=None,
         validate=validate.Length(max=200),
         metadata={"description": "next_cursor of the previous page"},

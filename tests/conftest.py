@@ -8,6 +8,7 @@ force the embedded pass.
 
 from __future__ import annotations
 
+import contextvars
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,19 +16,38 @@ from typing import Any
 
 import pytest
 from flask import Flask, current_app
+from flask.testing import FlaskClient
 from flask_migrate import upgrade
 from redis import Redis
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, scoped_session
+from werkzeug.test import TestResponse
 
 from set2tracks import create_app
-from set2tracks.extensions import db
+from set2tracks.extensions import db, limiter
 from tests.backends import Backends, resolve_backends
 
 TEST_SECRET_KEY = "test-secret-key-0123456789abcdefghijklmnop"
 
 
 BACKENDS = pytest.StashKey[Backends]()
+
+
+class IsolatedClient(FlaskClient):
+    """A test client whose requests each get their own app context, as in production.
+
+    pytest-flask keeps an app context pushed during each test; Flask would reuse it for
+    every request, sharing ``g`` (the signed-in user, the request id) between requests.
+    """
+
+    def open(self, *args: Any, **kwargs: Any) -> TestResponse:
+        # Buffered: the request's contexts are popped inside the fresh Context they live in.
+        kwargs.setdefault("buffered", True)
+        response: TestResponse = contextvars.Context().run(super().open, *args, **kwargs)
+        return response
+
+
+Flask.test_client_class = IsolatedClient
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -68,6 +88,7 @@ def base_config(backends: Backends, tmp_path: Path, **overrides: Any) -> dict[st
         "SESSION_FILE_DIR": str(tmp_path / "sessions"),
         "UPLOAD_DIR": str(tmp_path / "uploads"),
         "RATELIMIT_ENABLED": False,
+        "INLINE_JOBS_THREADED": False,
     }
     config.update(overrides)
     return config
@@ -75,13 +96,21 @@ def base_config(backends: Backends, tmp_path: Path, **overrides: Any) -> dict[st
 
 @pytest.fixture(scope="session")
 def app(backends: Backends, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
-    application = create_app(base_config(backends, tmp_path_factory.mktemp("app")))
+    application = create_app(
+        base_config(backends, tmp_path_factory.mktemp("app"), MAIL_BACKEND="memory")
+    )
     with application.app_context():
         backends.reset_database()
         upgrade()
     yield application
     with application.app_context():
         db.engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """The session app's test client (not in ``with`` mode: no context outlives a request)."""
+    return app.test_client()
 
 
 @pytest.fixture(autouse=True)
@@ -101,11 +130,12 @@ def _isolate_database(request: pytest.FixtureRequest, app: Flask) -> Iterator[No
         connection = db.engine.connect()
     transaction = connection.begin()
     original_session = db.session
+    database_uri = app.config["SQLALCHEMY_DATABASE_URI"]
 
     def make_session() -> Session:
-        # Only the session's app joins the test transaction; apps a test builds for itself
-        # (broken database, production settings...) get their usual sessions.
-        if current_app._get_current_object() is app:  # type: ignore[attr-defined]
+        # Every app on the test database joins the test transaction, including apps a test
+        # builds with other settings; apps on another database get their usual sessions.
+        if current_app.config["SQLALCHEMY_DATABASE_URI"] == database_uri:
             return Session(bind=connection, join_transaction_mode="create_savepoint")
         return original_session.session_factory()
 
@@ -117,6 +147,13 @@ def _isolate_database(request: pytest.FixtureRequest, app: Flask) -> Iterator[No
         db.session = original_session
         transaction.rollback()
         connection.close()
+
+
+@pytest.fixture(autouse=True)
+def _disable_rate_limits_afterwards() -> Iterator[None]:
+    """Leave limits off: the limiter is one object, configured by the last app built."""
+    yield
+    limiter.enabled = False
 
 
 def truncate_all_tables() -> None:

@@ -16,7 +16,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
+from set2tracks.auth.services import create_api_token, create_invite, make_reset_token
 from set2tracks.extensions import db
+from tests.auth.helpers import csrf_token, sign_in
 from tests.factories import DjSetFactory, TrackFactory, UserFactory
 
 PUBLIC, USER, ADMIN = "public", "user", "admin"
@@ -36,18 +38,32 @@ ACCESS = {
     "api-docs.openapi_json": PUBLIC,
     "docs.index": PUBLIC,
     "docs.asset": PUBLIC,
+    "auth.login": PUBLIC,
+    "auth.logout": PUBLIC,
+    "auth.register": PUBLIC,
+    "auth.invite": PUBLIC,
+    "auth.reset_request": PUBLIC,
+    "auth.reset_password": PUBLIC,
+    "auth.account": USER,
+    "auth.change_password": USER,
+    "auth.preferences": USER,
+    "auth.create_token": USER,
+    "auth.revoke_token": USER,
+    "auth.delete_account": USER,
+    "auth.invites": ADMIN,
+    "auth.revoke_invite": ADMIN,
+    "me_api.me": USER,
+    "me_api.list_tokens": USER,
+    "me_api.create_token": USER,
+    "me_api.revoke_token": USER,
 }
 ROLES = ("anonymous", USER, ADMIN)
 
 
-def sign_in(client: FlaskClient, user: Any) -> None:
-    with client.session_transaction() as session:
-        session["_user_id"] = user.get_id()
-        session["_fresh"] = True
-
-
 def _expected(access: str, role: str, api: bool) -> set[int]:
-    if access == PUBLIC or role == ADMIN or (access == USER and role == USER):
+    if access == PUBLIC:
+        return {200, 302}  # /login and /register send signed-in people home
+    if role == ADMIN or (access == USER and role == USER):
         return {200}
     if role == "anonymous":
         return {401} if api else {302}
@@ -72,35 +88,76 @@ def test_every_route_is_classified(app: Flask) -> None:
     assert set(ACCESS) - endpoints == set(), "ACCESS lists routes that no longer exist"
 
 
-@pytest.mark.parametrize("role", ROLES)
-def test_each_role_reaches_exactly_what_it_may(app: Flask, role: str) -> None:
-    values = {
+def _sweep_values(owner: Any) -> dict[str, Any]:
+    """Path values that exist, so refusals come from access rules, not from 404s."""
+    return {
         "set_id": DjSetFactory().id,
         "track_id": TrackFactory().id,
+        "token_id": create_api_token(owner.id, "sweep").id,
+        "invite_id": create_invite(owner.id, email=None, days=7).id,
+        "code": "not-a-real-invite-code",
+        "token": make_reset_token(owner),
         "filename": "app.css",
     }
+
+
+def _signed_in_client(app: Flask, role: str) -> tuple[FlaskClient, Any]:
     client = app.test_client()
+    owner = UserFactory(is_admin=role == ADMIN)
     if role != "anonymous":
-        user = UserFactory(is_admin=role == ADMIN)
-        sign_in(client, user)
+        sign_in(client, owner)
+    db.session.commit()
+    return client, owner
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_each_role_gets_exactly_the_pages_it_may(app: Flask, role: str) -> None:
+    client, owner = _signed_in_client(app, role)
+    values = _sweep_values(owner)
     db.session.commit()
     before = _row_counts()
 
     for rule in app.url_map.iter_rules():
         if "GET" not in (rule.methods or set()):
             continue
-        if rule.endpoint == "docs.asset":
-            values["filename"] = "swagger-ui.css"
+        values["filename"] = "swagger-ui.css" if rule.endpoint == "docs.asset" else "app.css"
         url = _url(rule.rule, values)
-        values["filename"] = "app.css"
-        api = rule.rule.startswith("/api/v1")
         response = client.get(url)
-        expected = _expected(ACCESS[rule.endpoint], role, api)
+        expected = _expected(ACCESS[rule.endpoint], role, rule.rule.startswith("/api/"))
         assert response.status_code in expected, f"{role} GET {url}: {response.status_code}"
-        if response.status_code == 302:
+        if response.status_code == 302 and ACCESS[rule.endpoint] != PUBLIC:
             assert "/login" in response.headers["Location"], url
 
     assert _row_counts() == before, "a GET changed the database"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_state_changes_are_refused_to_whoever_may_not_make_them(app: Flask, role: str) -> None:
+    client, owner = _signed_in_client(app, role)
+    values = _sweep_values(owner)
+    db.session.commit()
+
+    for rule in app.url_map.iter_rules():
+        access = ACCESS[rule.endpoint]
+        for method in sorted((rule.methods or set()) - {"GET", "HEAD", "OPTIONS"}):
+            # Each request starts from the role's fresh session: /logout ends the last one.
+            if role != "anonymous":
+                sign_in(client, owner)
+            token = csrf_token(client)
+            url = _url(rule.rule, values)
+            api = rule.rule.startswith("/api/")
+            response = client.open(
+                url,
+                method=method,
+                headers={"X-CSRFToken": token},
+                **({"json": {}} if api else {"data": {"csrf_token": token}}),
+            )
+            where = f"{role} {method} {url}: {response.status_code}"
+            assert response.status_code < 500, where
+            if _expected(access, role, api) <= {200, 302}:
+                assert response.status_code not in (401, 403), where
+            else:
+                assert response.status_code in _expected(access, role, api), where
 
 
 @pytest.mark.parametrize("role", ROLES)

@@ -167,6 +167,10 @@ def test_hostile_json_body_never_breaks_an_api_route(
     found = []
     api = [target for target in targets(app, ids) if target.is_api]
     assert api
+    # One path may have several rules (GET and POST of /api/v1/me/tokens): allow their union.
+    allowed: dict[str, set[str]] = {}
+    for target in api:
+        allowed.setdefault(target.path, set()).update(target.methods)
     for target in api:
         # Routes that take a body get it; read-only routes get it too, plus a POST (405).
         for method in sorted((target.methods & WRITE_METHODS) | {"GET", "POST"}):
@@ -175,7 +179,7 @@ def test_hostile_json_body_never_breaks_an_api_route(
             )
             request = f"{method} {target.path} (application/json, {len(body)} bytes)"
             found += problems_with(target, request, response)
-            if method not in target.methods:
+            if method not in allowed[target.path]:
                 assert response.status_code == 405, request
 
     assert not found, "\n".join(found)

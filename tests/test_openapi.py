@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -33,6 +33,8 @@ from schemathesis.specs.openapi.checks import (
 )
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
+from set2tracks.auth import services
+from set2tracks.auth.services import create_api_token
 from set2tracks.extensions import db
 from set2tracks.sets.models import FoundBy, SetSource
 from tests.factories import (
@@ -42,6 +44,7 @@ from tests.factories import (
     LabelFactory,
     SetTrackFactory,
     TrackFactory,
+    UserFactory,
 )
 
 OPENAPI_PATH = "/api/v1/openapi.json"
@@ -125,6 +128,7 @@ class Catalogue:
 
     visible: dict[str, list[int]]
     hidden: dict[str, list[int]]
+    user_id: int
 
 
 @pytest.fixture
@@ -167,12 +171,19 @@ def catalogue() -> Catalogue:
     )
     draft = DjSetFactory(title="Not yet", is_published=False, published_at=None)
     hidden = DjSetFactory(title="Taken down", is_hidden=True)
+    user = UserFactory(email="dj@example.com")
+    tokens = [create_api_token(user.id, f"script {n}").id for n in range(3)]
     # The views share the test's session: a 500 rolls it back, and would take these rows
     # with it. Committing releases the savepoint into the test's outer transaction.
     db.session.commit()
     return Catalogue(
-        visible={"set_id": [peak.id, sunrise.id, upload.id], "track_id": [glue.id, strings.id]},
+        visible={
+            "set_id": [peak.id, sunrise.id, upload.id],
+            "track_id": [glue.id, strings.id],
+            "token_id": tokens,
+        },
         hidden={"set_id": [draft.id, hidden.id]},
+        user_id=user.id,
     )
 
 
@@ -198,6 +209,7 @@ class Finding:
 class Run:
     """What the proof did: cases per operation and mode, statuses seen, distinct failures."""
 
+    credentials: Callable[[], dict[str, str]] = dict
     cases: Counter[tuple[str, str]] = field(default_factory=Counter)
     statuses: dict[str, Counter[int]] = field(default_factory=dict)
     findings: dict[tuple[str, str, str, int | None], Finding] = field(default_factory=dict)
@@ -206,7 +218,7 @@ class Run:
         label = case.operation.label
         self.cases[(label, mode.value)] += 1
         try:
-            response = case.call()
+            response = case.call(headers=self.credentials())
         except Exception as error:  # the app raised instead of answering
             self.add(case, None, "exception", type(error).__name__, repr(error)[:300])
             return
@@ -265,32 +277,78 @@ def explore(run: Run, strategy: st.SearchStrategy[Case], mode: GenerationMode) -
     call()
 
 
-def test_api_answers_as_documented(app: Flask, catalogue: Catalogue) -> None:
+def _operations(app: Flask) -> list[APIOperation]:
     schema: OpenApiSchema = schemathesis.openapi.from_wsgi(OPENAPI_PATH, app)
     operations = []
     for result in schema.get_all_operations():
         assert isinstance(result, Ok), f"schemathesis cannot read an operation: {result.err()}"
         operations.append(result.ok())
-    run = Run()
-    started = time.monotonic()
+    assert len(operations) == len(api_routes(app))
+    return operations
 
+
+def _signed_in(operation: APIOperation) -> bool:
+    return {} not in operation.definition.raw.get("security", [{}])
+
+
+def _explore_all(run: Run, operations: list[APIOperation], catalogue: Catalogue) -> str:
+    started = time.monotonic()
     for operation in operations:
         for mode in MODES:
             explore(run, st.one_of(*strategies(operation, mode, catalogue)), mode)
-
     elapsed = time.monotonic() - started
     total = sum(run.cases.values())
-    summary = (
+    return (
         f"{total} cases in {elapsed:.1f}s; per operation and mode: {dict(run.cases)}; "
         f"statuses: { {label: dict(seen) for label, seen in run.statuses.items()} }"
     )
-    assert len(operations) == len(api_routes(app))
-    assert total >= MIN_CASES, summary
+
+
+def _assert_no_findings(run: Run, summary: str) -> None:
+    findings = "\n".join(str(finding) for finding in run.findings.values())
+    assert not run.findings, f"{len(run.findings)} distinct failures\n{findings}\n\n{summary}"
+
+
+def test_api_answers_as_documented_to_anonymous_clients(app: Flask, catalogue: Catalogue) -> None:
+    operations = _operations(app)
+    run = Run()
+
+    summary = _explore_all(run, operations, catalogue)
+
+    assert sum(run.cases.values()) >= MIN_CASES, summary
     for operation in operations:
         seen = set(run.statuses.get(operation.label, ()))
-        if "{" in operation.path:
+        if _signed_in(operation):
+            assert seen <= {400, 401, 404, 405, 413, 415, 422}, f"{operation.label}: {summary}"
+            assert 401 in seen, f"{operation.label} must refuse anonymous clients: {summary}"
+        elif "{" in operation.path:
             assert {200, 404} <= seen, f"{operation.label} should find and miss: {summary}"
         else:
             assert {200, 422} <= seen, f"{operation.label} should list and reject: {summary}"
-    findings = "\n".join(str(finding) for finding in run.findings.values())
-    assert not run.findings, f"{len(run.findings)} distinct failures\n{findings}\n\n{summary}"
+    _assert_no_findings(run, summary)
+
+
+def test_api_answers_as_documented_to_a_token_holder(app: Flask, catalogue: Catalogue) -> None:
+    operations = _operations(app)
+    bearer: dict[str, str] = {}
+
+    def credentials() -> dict[str, str]:
+        # DELETE cases may revoke the very token in use: issue another when that happens.
+        if not bearer or services.user_for_api_token(bearer["value"]) is None:
+            bearer["value"] = create_api_token(catalogue.user_id, "schemathesis").secret
+        return {"Authorization": f"Bearer {bearer['value']}"}
+
+    run = Run(credentials=credentials)
+
+    summary = _explore_all(run, operations, catalogue)
+
+    assert sum(run.cases.values()) >= MIN_CASES, summary
+    for operation in operations:
+        seen = set(run.statuses.get(operation.label, ()))
+        if operation.method.upper() == "POST":
+            assert {201, 422} <= seen, f"{operation.label} should create and reject: {summary}"
+        elif operation.method.upper() == "DELETE":
+            assert {204, 404} <= seen, f"{operation.label} should revoke and miss: {summary}"
+        else:
+            assert 200 in seen, f"{operation.label} should answer a token holder: {summary}"
+    _assert_no_findings(run, summary)

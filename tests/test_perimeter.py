@@ -79,7 +79,13 @@ def _assert_security_headers(response: Any, where: str) -> None:
 def test_every_page_and_error_carries_the_security_headers(app: Flask, client: FlaskClient) -> None:
     dj_set = DjSetFactory()
     track = TrackFactory()
-    values = {"set_id": dj_set.id, "track_id": track.id, "filename": "app.css"}
+    values = {
+        "set_id": dj_set.id,
+        "track_id": track.id,
+        "filename": "app.css",
+        "code": "an-invite-code",
+        "token": "a-reset-token",
+    }
 
     urls = [*_get_urls(app, values), "/static/app.css", "/no-such-page", "/api/v1/nothing"]
     for url in urls:
@@ -328,3 +334,25 @@ def test_nul_bytes_are_400(client: FlaskClient) -> None:
         assert response.status_code == 400
         assert response.mimetype == "application/problem+json"
         assert response.json["detail"] == "The request contains a NUL byte."
+
+
+def test_nul_bytes_in_forms_are_400(client: FlaskClient) -> None:
+    response = client.post("/login", data={"email": "a\x00@example.com", "password": "x"})
+
+    assert response.status_code == 400
+    assert "NUL byte" in response.text
+
+
+def test_unstorable_json_text_is_422(app: Flask) -> None:
+    from set2tracks.auth.services import create_api_token
+
+    user = UserFactory()
+    bearer = {"Authorization": f"Bearer {create_api_token(user.id, 'x').secret}"}
+    client = app.test_client()
+
+    for name in ("a\x00b", "lone \ud800 surrogate"):
+        response = client.post("/api/v1/me/tokens", json={"name": name}, headers=bearer)
+        assert response.status_code == 422
+        assert response.json["errors"]["json"]["name"] == [
+            "Contains a character that is not allowed."
+        ]

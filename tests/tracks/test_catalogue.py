@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask.testing import FlaskClient
 
+from set2tracks.extensions import db
 from tests.factories import GenreFactory, LabelFactory, TrackFactory
 
 
@@ -22,6 +23,7 @@ def test_tracks_page_searches_title_artist_and_label(client: FlaskClient) -> Non
 def test_track_page_shows_genres_and_label(client: FlaskClient) -> None:
     track = TrackFactory(title="Glue", label=LabelFactory(name="Ninja Tune"), release_year=2017)
     track.genres.append(GenreFactory(name="Electronic"))
+    db.session.flush()
 
     page = client.get(f"/tracks/{track.id}")
 
@@ -49,6 +51,7 @@ def test_api_sorts_by_number_of_sets(client: FlaskClient) -> None:
 def test_api_track_shape(client: FlaskClient) -> None:
     track = TrackFactory(title="Glue", artist="Bicep", spotify_id="2aJDlirz6v2a4HREki98cP")
     track.genres.append(GenreFactory(name="Electronic"))
+    db.session.flush()
 
     body = client.get(f"/api/v1/tracks/{track.id}").json
 

@@ -1,0 +1,27 @@
+"""Background jobs of the accounts package (enqueued by dotted path, take ids)."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import current_app, render_template
+
+from set2tracks.auth.models import User
+from set2tracks.auth.services import make_reset_token
+from set2tracks.clients.mail import Email, mailer
+from set2tracks.extensions import db
+from set2tracks.links import external_url
+
+logger = logging.getLogger(__name__)
+
+
+def send_password_reset(user_id: int) -> None:
+    """Email a password reset link to the user (the token is made here, never queued)."""
+    user = db.session.get(User, user_id)
+    if user is None or not user.is_active:
+        logger.info("no reset email: account %s is gone or disabled", user_id)
+        return
+    link = external_url("auth.reset_password", token=make_reset_token(user))
+    minutes = current_app.config["PASSWORD_RESET_MAX_AGE"] // 60
+    text = render_template("auth/email/reset_password.txt", user=user, link=link, minutes=minutes)
+    mailer().send(Email(to=user.email, subject="Reset your Set2Tracks password", text=text))

@@ -1,0 +1,531 @@
+"""Accounts through the browser: registration, sign-in, reset, account page, invites."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from set2tracks import create_app
+from set2tracks.auth import services
+from set2tracks.auth.models import ApiToken, Invite, User, UserPreferences
+from set2tracks.clients.mail import MemoryMailer, mailer
+from set2tracks.extensions import db
+from set2tracks.queues import inline_runner
+from tests.auth.helpers import csrf_token, sign_in
+from tests.backends import Backends
+from tests.conftest import base_config
+from tests.factories import DjSetFactory
+
+PASSWORD = "correct horse battery staple"
+NEW_PASSWORD = "a whole new passphrase 2026"
+
+
+def make_user(email: str = "ada@example.com", password: str = PASSWORD, **extra: Any) -> User:
+    user = services.create_user(email, password, extra.pop("display_name", "Ada"), **extra)
+    db.session.commit()
+    return user
+
+
+def post(client: FlaskClient, url: str, data: dict[str, Any] | None = None) -> Any:
+    """POST a form the way the browser does: with the session's CSRF token."""
+    return client.post(url, data={**(data or {}), "csrf_token": csrf_token(client)})
+
+
+def login(client: FlaskClient, email: str, password: str, **extra: Any) -> Any:
+    return post(client, "/login", {"email": email, "password": password, **extra})
+
+
+def session_cookie(app: Flask, client: FlaskClient) -> str | None:
+    cookie = client.get_cookie(app.config["SESSION_COOKIE_NAME"])
+    return cookie.value if cookie else None
+
+
+def signed_in_as(client: FlaskClient) -> str | None:
+    body = client.get("/api/v1/me")
+    return body.json["email"] if body.status_code == 200 else None
+
+
+def outbox(app: Flask) -> list[Any]:
+    backend = mailer(app)
+    assert isinstance(backend, MemoryMailer)
+    return backend.outbox
+
+
+# --- registration --------------------------------------------------------------------------
+
+
+def test_registration_creates_the_account_with_default_preferences(client: FlaskClient) -> None:
+    response = post(
+        client,
+        "/register",
+        {"email": "Ada@Example.com", "display_name": "Ada", "password": PASSWORD},
+    )
+
+    assert response.status_code == 302
+    user = services.find_user_by_email("ada@example.com")
+    assert user is not None
+    assert user.password_hash.startswith("scrypt:")
+    assert PASSWORD not in user.password_hash
+    assert db.session.get(UserPreferences, user.id) is not None
+    assert signed_in_as(client) == "Ada@Example.com"
+
+
+@pytest.mark.parametrize(
+    ("email", "password", "message"),
+    [
+        ("not-an-email", PASSWORD, "Enter a valid email address."),
+        ("x" * 250 + "@example.com", PASSWORD, "at most 254 characters"),
+        ("bob@example.com", "short pass", "at least 12 characters"),
+        ("bob@example.com", "p" * 129, "at most 128 characters"),
+        ("bob@example.com", "Password1234!", "too easy to guess"),
+        ("ADA@example.com", PASSWORD, "An account with this email already exists."),
+    ],
+)
+def test_registration_refuses_bad_input_with_a_message(
+    client: FlaskClient, email: str, password: str, message: str
+) -> None:
+    make_user()
+    before = db.session.scalar(select(func.count()).select_from(User))
+
+    response = post(
+        client, "/register", {"email": email, "display_name": "Bob", "password": password}
+    )
+
+    assert response.status_code == 400
+    assert message in response.text
+    assert db.session.scalar(select(func.count()).select_from(User)) == before
+
+
+def test_registration_without_csrf_token_is_400(client: FlaskClient) -> None:
+    response = client.post(
+        "/register", data={"email": "bob@example.com", "display_name": "Bob", "password": PASSWORD}
+    )
+
+    assert response.status_code == 400
+    assert services.find_user_by_email("bob@example.com") is None
+
+
+@pytest.fixture
+def invite_only(app: Flask) -> Any:
+    app.config["SIGNUP_MODE"] = "invite"
+    yield
+    app.config["SIGNUP_MODE"] = "open"
+
+
+def test_invite_mode_needs_a_valid_unused_invite(client: FlaskClient, invite_only: Any) -> None:
+    admin = make_user("admin@example.com", is_admin=True)
+    issued = services.create_invite(admin.id, email=None, days=7)
+    form = {"display_name": "Bob", "password": PASSWORD}
+
+    without = post(client, "/register", {**form, "email": "bob@example.com"})
+    page = client.get(f"/invite/{issued.secret}")
+    first = post(client, "/register", {**form, "email": "bob@example.com", "invite": issued.secret})
+    client.post("/logout", data={"csrf_token": csrf_token(client)})
+    again = post(client, "/register", {**form, "email": "eve@example.com", "invite": issued.secret})
+
+    assert without.status_code == 403
+    assert issued.secret in page.text
+    assert first.status_code == 302
+    assert again.status_code == 400
+    assert "This invite is not valid" in again.text
+    assert services.find_user_by_email("eve@example.com") is None
+    invite = db.session.get(Invite, issued.id)
+    assert invite is not None
+    assert invite.used_by_id == services.find_user_by_email("bob@example.com").id  # type: ignore[union-attr]
+
+
+def test_an_invite_bound_to_an_email_serves_only_that_email(
+    client: FlaskClient, invite_only: Any
+) -> None:
+    admin = make_user("admin@example.com", is_admin=True)
+    issued = services.create_invite(admin.id, email="bob@example.com", days=7)
+
+    prefilled = client.get(f"/invite/{issued.secret}")
+    other = post(
+        client,
+        "/register",
+        {
+            "email": "eve@example.com",
+            "display_name": "Eve",
+            "password": PASSWORD,
+            "invite": issued.secret,
+        },
+    )
+
+    assert 'value="bob@example.com"' in prefilled.text
+    assert other.status_code == 400
+    assert services.find_user_by_email("eve@example.com") is None
+    assert db.session.get(Invite, issued.id).used_at is None  # type: ignore[union-attr]
+
+
+def test_closed_registration(client: FlaskClient, app: Flask) -> None:
+    app.config["SIGNUP_MODE"] = "closed"
+    try:
+        response = post(
+            client,
+            "/register",
+            {"email": "bob@example.com", "display_name": "Bob", "password": PASSWORD},
+        )
+    finally:
+        app.config["SIGNUP_MODE"] = "open"
+
+    assert response.status_code == 403
+    assert services.find_user_by_email("bob@example.com") is None
+
+
+@pytest.mark.postgres
+@pytest.mark.committing
+def test_two_people_racing_for_one_invite_get_one_account(app: Flask, backends: Backends) -> None:
+    import threading
+
+    with app.app_context():
+        admin = make_user("admin@example.com", is_admin=True)
+        code = services.create_invite(admin.id, email=None, days=7).secret
+    app.config["SIGNUP_MODE"] = "invite"
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def register(email: str) -> None:
+        with app.app_context():
+            barrier.wait()
+            try:
+                services.register(email, "Racer", PASSWORD, code)
+                outcomes.append("created")
+            except services.InvalidInput:  # type: ignore[attr-defined]
+                outcomes.append("refused")
+
+    try:
+        threads = [
+            threading.Thread(target=register, args=(f"racer{n}@example.com",)) for n in range(2)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+    finally:
+        app.config["SIGNUP_MODE"] = "open"
+
+    with app.app_context():
+        racers = db.session.scalar(
+            select(func.count()).select_from(User).where(User.email.like("racer%"))
+        )
+    assert sorted(outcomes) == ["created", "refused"]
+    assert racers == 1
+
+
+# --- sign-in -------------------------------------------------------------------------------
+
+
+def test_sign_in_rotates_the_session_id(app: Flask, client: FlaskClient) -> None:
+    make_user()
+    client.get("/login")
+    planted = session_cookie(app, client)
+    attacker = app.test_client()
+    attacker.set_cookie(app.config["SESSION_COOKIE_NAME"], planted or "")
+
+    response = login(client, "ADA@example.com", PASSWORD)
+
+    assert response.status_code == 302
+    assert session_cookie(app, client) != planted
+    assert signed_in_as(client) == "ada@example.com"
+    assert signed_in_as(attacker) is None
+    assert services.find_user_by_email("ada@example.com").last_login_at is not None  # type: ignore[union-attr]
+
+
+def test_wrong_password_and_unknown_email_look_the_same(client: FlaskClient) -> None:
+    make_user()
+
+    wrong = login(client, "ada@example.com", "not the right password")
+    unknown = login(client, "nobody@example.com", "not the right password")
+
+    def without_token(text: str) -> str:
+        text = re.sub(r'name="csrf_token" type="hidden" value="[^"]+"', "", text)
+        return re.sub(r'value="[^"]*@example.com"', "", text)
+
+    assert wrong.status_code == unknown.status_code == 401
+    assert "Wrong email or password." in wrong.text
+    assert without_token(wrong.text) == without_token(unknown.text)
+
+
+def test_remember_me_cookie_is_hardened_and_bounded(app: Flask, client: FlaskClient) -> None:
+    make_user()
+
+    response = login(client, "ada@example.com", PASSWORD, remember="y")
+
+    remember = next(
+        cookie
+        for cookie in response.headers.getlist("Set-Cookie")
+        if cookie.startswith(app.config["REMEMBER_COOKIE_NAME"] + "=")
+    )
+    assert "HttpOnly" in remember
+    assert "SameSite=Lax" in remember
+    assert app.config["REMEMBER_COOKIE_DURATION"].days <= 30
+
+
+def test_safe_redirects_after_sign_in(client: FlaskClient) -> None:
+    make_user()
+    targets = {
+        "https://evil.example": "/",
+        "//evil.example": "/",
+        "/\\evil.example": "/",
+        "https:evil.example": "/",
+        "javascript:alert(1)": "/",
+        "/sets/42": "/sets/42",
+    }
+    for target, landing in targets.items():
+        client.post("/logout", data={"csrf_token": csrf_token(client)})
+        token = csrf_token(client)
+        response = client.post(
+            "/login",
+            query_string={"next": target},
+            data={"email": "ada@example.com", "password": PASSWORD, "csrf_token": token},
+        )
+        assert response.status_code == 302
+        assert response.headers["Location"] == landing, target
+
+
+def test_logout_is_post_only_and_ends_the_session(app: Flask, client: FlaskClient) -> None:
+    make_user()
+    login(client, "ada@example.com", PASSWORD)
+    old = session_cookie(app, client)
+    replay = app.test_client()
+    replay.set_cookie(app.config["SESSION_COOKIE_NAME"], old or "")
+
+    assert client.get("/logout").status_code == 405
+    assert client.post("/logout").status_code == 400  # no CSRF token
+    assert signed_in_as(client) == "ada@example.com"
+    assert post(client, "/logout").status_code == 302
+    assert signed_in_as(client) is None
+    assert signed_in_as(replay) is None
+
+
+@pytest.fixture
+def limited_app(backends: Backends, tmp_path: Path) -> Flask:
+    return create_app(base_config(backends, tmp_path, RATELIMIT_ENABLED=True))
+
+
+def test_sixth_failed_sign_in_within_15_minutes_is_429(limited_app: Flask) -> None:
+    client = limited_app.test_client()
+    with limited_app.app_context():
+        make_user()
+
+    statuses = [
+        login(client, "ada@example.com", f"wrong password {n}").status_code for n in range(6)
+    ]
+    right = login(client, "ada@example.com", PASSWORD)
+
+    assert statuses == [401] * 5 + [429]
+    assert right.status_code == 429
+    assert int(right.headers["Retry-After"]) > 0
+
+
+def test_failed_sign_ins_are_counted_per_account_across_addresses(limited_app: Flask) -> None:
+    with limited_app.app_context():
+        make_user()
+
+    statuses = []
+    for attempt in range(6):
+        client = limited_app.test_client()
+        client.environ_base["REMOTE_ADDR"] = f"198.51.100.{attempt}"
+        statuses.append(login(client, "ada@example.com", "not the password").status_code)
+    other_account = login(client, "bob@example.com", "not the password")
+
+    assert statuses == [401] * 5 + [429]
+    assert other_account.status_code == 401
+
+
+# --- password reset ------------------------------------------------------------------------
+
+
+def _reset_link(app: Flask) -> str:
+    assert inline_runner().join(timeout=10)
+    message = outbox(app)[-1]
+    match = re.search(r"https?://\S+/reset-password/(\S+)", message.text)
+    assert match is not None
+    return f"/reset-password/{match.group(1)}"
+
+
+def test_password_reset_by_email_works_once(app: Flask, client: FlaskClient) -> None:
+    user = make_user()
+    outbox(app).clear()
+
+    sent = post(client, "/reset-password", {"email": "ADA@example.com"})
+    link = _reset_link(app)
+    first = post(client, link, {"password": NEW_PASSWORD})
+    second = post(client, link, {"password": "yet another passphrase 99"})
+
+    assert sent.status_code == 200
+    assert outbox(app)[-1].to == "ada@example.com"
+    assert first.status_code == 302
+    assert second.status_code == 400
+    assert "expired or was already used" in second.text
+    db.session.refresh(user)
+    assert services.authenticate("ada@example.com", NEW_PASSWORD) is not None
+
+
+def test_reset_link_dies_when_the_password_changes(app: Flask, client: FlaskClient) -> None:
+    user = make_user()
+    token = services.make_reset_token(user)
+    services.change_password(user.id, PASSWORD, NEW_PASSWORD)
+
+    response = client.get(f"/reset-password/{token}")
+
+    assert response.status_code == 400
+
+
+def test_reset_link_expires(app: Flask, client: FlaskClient) -> None:
+    user = make_user()
+    token = services.make_reset_token(user)
+    app.config["PASSWORD_RESET_MAX_AGE"] = -1
+    try:
+        response = client.get(f"/reset-password/{token}")
+    finally:
+        app.config["PASSWORD_RESET_MAX_AGE"] = 30 * 60
+
+    assert response.status_code == 400
+
+
+def test_reset_request_says_the_same_for_unknown_addresses(app: Flask, client: FlaskClient) -> None:
+    make_user()
+    outbox(app).clear()
+
+    known = post(client, "/reset-password", {"email": "ada@example.com"})
+    unknown = post(client, "/reset-password", {"email": "nobody@example.com"})
+    assert inline_runner().join(timeout=10)
+
+    assert known.status_code == unknown.status_code == 200
+    assert known.text == unknown.text
+    assert [message.to for message in outbox(app)] == ["ada@example.com"]
+
+
+# --- account page --------------------------------------------------------------------------
+
+
+def test_changing_the_password_needs_the_current_one_and_ends_other_sessions(
+    app: Flask, client: FlaskClient
+) -> None:
+    user = make_user()
+    other_device = app.test_client()
+    login(client, "ada@example.com", PASSWORD)
+    login(other_device, "ada@example.com", PASSWORD)
+    old_hash = user.password_hash
+
+    wrong = post(
+        client,
+        "/account/password",
+        {"password-current_password": "not my password!", "password-new_password": NEW_PASSWORD},
+    )
+    db.session.refresh(user)
+    assert wrong.status_code == 400
+    assert "current password is not right" in wrong.text
+    assert user.password_hash == old_hash
+
+    right = post(
+        client,
+        "/account/password",
+        {"password-current_password": PASSWORD, "password-new_password": NEW_PASSWORD},
+    )
+
+    assert right.status_code == 302
+    assert signed_in_as(client) == "ada@example.com"
+    assert signed_in_as(other_device) is None
+
+
+def test_tokens_from_the_account_page_authenticate_the_api(app: Flask, client: FlaskClient) -> None:
+    make_user()
+    login(client, "ada@example.com", PASSWORD)
+
+    created = post(client, "/account/tokens", {"token-name": "laptop"})
+    token = re.search(r'<code class="secret">(s2t_[^<]+)</code>', created.text)
+    assert created.status_code == 201
+    assert token is not None
+    api = app.test_client()
+    bearer = {"Authorization": f"Bearer {token.group(1)}"}
+    assert api.get("/api/v1/me", headers=bearer).json["email"] == "ada@example.com"
+    stored = db.session.scalars(select(ApiToken)).one()
+    assert token.group(1) not in stored.token_hash
+    assert stored.last_used_at is not None
+    assert token.group(1) not in client.get("/account").text
+
+    post(client, f"/account/tokens/{stored.id}/revoke")
+    revoked = api.get("/api/v1/me", headers=bearer)
+
+    assert revoked.status_code == 401
+    assert revoked.mimetype == "application/problem+json"
+
+
+def test_api_token_requests_need_no_csrf_token(app: Flask) -> None:
+    user = make_user()
+    value = services.create_api_token(user.id, "script").secret
+    api = app.test_client()
+
+    created = api.post(
+        "/api/v1/me/tokens", json={"name": "second"}, headers={"Authorization": f"Bearer {value}"}
+    )
+    unknown = api.get("/api/v1/me", headers={"Authorization": "Bearer s2t_unknown"})
+
+    assert created.status_code == 201
+    assert created.json["token"].startswith("s2t_")
+    assert unknown.status_code == 401
+    assert unknown.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_someone_elses_token_cannot_be_revoked(app: Flask) -> None:
+    owner = make_user()
+    other = make_user("bob@example.com")
+    token_id = services.create_api_token(owner.id, "mine").id
+    bobs = services.create_api_token(other.id, "bob").secret
+
+    response = app.test_client().delete(
+        f"/api/v1/me/tokens/{token_id}", headers={"Authorization": f"Bearer {bobs}"}
+    )
+
+    assert response.status_code == 404
+    assert db.session.get(ApiToken, token_id).revoked_at is None  # type: ignore[union-attr]
+
+
+def test_deleting_the_account_keeps_its_sets(app: Flask, client: FlaskClient) -> None:
+    user = make_user()
+    dj_set = DjSetFactory(submitted_by=user)
+    db.session.commit()
+    login(client, "ada@example.com", PASSWORD)
+
+    refused = post(client, "/account/delete", {"delete-password": "not my password!"})
+    deleted = post(client, "/account/delete", {"delete-password": PASSWORD})
+
+    assert refused.status_code == 400
+    assert deleted.status_code == 302
+    assert services.find_user_by_email("ada@example.com") is None
+    db.session.expire_all()
+    assert db.session.get(type(dj_set), dj_set.id).submitted_by_id is None  # type: ignore[union-attr]
+
+
+# --- admin ---------------------------------------------------------------------------------
+
+
+def test_invites_are_for_admins(app: Flask, client: FlaskClient) -> None:
+    user = make_user()
+    admin = make_user("admin@example.com", is_admin=True)
+
+    anonymous = app.test_client().get("/admin/invites")
+    sign_in(client, user)
+    refused = client.get("/admin/invites")
+    sign_in(client, admin)
+    created = post(client, "/admin/invites", {"email": "", "days": "7"})
+
+    assert anonymous.status_code == 302
+    assert "/login" in anonymous.headers["Location"]
+    assert refused.status_code == 403
+    assert created.status_code == 201
+    link = re.search(r'<code class="secret">(http[^<]+/invite/([^<]+))</code>', created.text)
+    assert link is not None
+    assert len(link.group(2)) >= 22
+    invite = db.session.scalars(select(Invite)).one()
+    assert invite.code_hash != link.group(2)
+    assert link.group(2) not in client.get("/admin/invites").text
