@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, HiddenField, PasswordField, SelectField, StringField
+from wtforms import (
+    BooleanField,
+    HiddenField,
+    PasswordField,
+    SelectField,
+    StringField,
+)
+from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]  # stubs lag
 from wtforms.validators import DataRequired, Email, Length, Optional
 
 from set2tracks.auth.models import THEMES
@@ -71,7 +78,9 @@ class ChangePasswordForm(FlaskForm):
 class PreferencesForm(FlaskForm):
     email_when_ready = BooleanField("Email me when a set I submitted is ready")
     play_sound_when_ready = BooleanField("Play a sound when a set I am watching is ready")
-    theme = SelectField("Theme", choices=[(theme, theme.capitalize()) for theme in THEMES])
+    theme = SelectField(
+        "Theme", choices=[SelectChoice(theme, theme.capitalize()) for theme in THEMES]
+    )
 
 
 class TokenForm(FlaskForm):
@@ -99,7 +108,11 @@ class InviteForm(FlaskForm):
     )
     days = SelectField(
         "Valid for",
-        choices=[("1", "1 day"), ("7", "7 days"), ("30", "30 days")],
+        choices=[
+            SelectChoice("1", "1 day"),
+            SelectChoice("7", "7 days"),
+            SelectChoice("30", "30 days"),
+        ],
         default="7",
     )
 
