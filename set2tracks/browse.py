@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Container
+from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from flask import abort, request
+from flask import abort, render_template, request
+from sqlalchemy import Select
 
+from set2tracks.extensions import db
 from set2tracks.search import MAX_QUERY_LENGTH
 
 # Far beyond any real catalogue page; keeps the OFFSET inside what databases accept.
@@ -33,3 +36,23 @@ def browse_params(sorts: Container[str], default: str) -> BrowseParams:
     if not (valid and 1 <= int(raw_page) <= MAX_PAGE):
         abort(404)
     return BrowseParams(text, sort if sort in sorts else default, int(raw_page))
+
+
+def render_browse(
+    template: str,
+    browse: Callable[[str, str], Select[Any]],
+    sorts: Mapping[str, Any],
+    default: str,
+    page_size: int,
+) -> str:
+    """Render one page of a browse listing: searched, sorted, paginated from the query string."""
+    params = browse_params(sorts, default)
+    page = db.paginate(
+        browse(params.text, params.sort),
+        page=params.page,
+        per_page=page_size,
+        max_per_page=page_size,
+    )
+    return render_template(
+        template, page=page, text=params.text, sort=params.sort, sorts=list(sorts)
+    )

@@ -52,6 +52,13 @@ def load_user(session_token: str) -> User | None:
     return user if user is not None and user.is_active else None
 
 
+def _user(user_id: int) -> User:
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise NotFound("This account does not exist.")
+    return user
+
+
 def find_user_by_email(email: str) -> User | None:
     """Return the user with this email, whatever its letter case."""
     return db.session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
@@ -171,9 +178,7 @@ def record_login(user_id: int) -> None:
 
 def change_password(user_id: int, current: str, new: str) -> User:
     """Change a password after checking the current one; other sessions are signed out."""
-    user = db.session.get(User, user_id)
-    if user is None:
-        raise NotFound("This account does not exist.")
+    user = _user(user_id)
     if not verify_password(user.password_hash, current):
         message = "Your current password is not right."
         raise InvalidInput(message, fields={"current_password": [message]})
@@ -248,9 +253,7 @@ def set_preferences(
 
 def delete_account(user_id: int, password: str) -> None:
     """Delete an account and its personal data; the sets it submitted stay, unattributed."""
-    user = db.session.get(User, user_id)
-    if user is None:
-        raise NotFound("This account does not exist.")
+    user = _user(user_id)
     if not verify_password(user.password_hash, password):
         message = "This password is not right."
         raise InvalidInput(message, fields={"password": [message]})

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template, request, url_for
 
-from set2tracks.browse import browse_params
-from set2tracks.extensions import db
+from set2tracks.browse import render_browse
 from set2tracks.sets import services
 
 blueprint = Blueprint("sets", __name__)
@@ -14,19 +13,12 @@ blueprint = Blueprint("sets", __name__)
 @blueprint.get("/")
 @blueprint.get("/sets")
 def index() -> str:
-    params = browse_params(services.SORTS, services.DEFAULT_SORT)
-    page = db.paginate(
-        services.browse_sets(params.text, params.sort),
-        page=params.page,
-        per_page=services.PAGE_SIZE,
-        max_per_page=services.PAGE_SIZE,
-    )
-    return render_template(
+    return render_browse(
         "sets/index.html",
-        page=page,
-        text=params.text,
-        sort=params.sort,
-        sorts=list(services.SORTS),
+        services.browse_sets,
+        services.SORTS,
+        services.DEFAULT_SORT,
+        services.PAGE_SIZE,
     )
 
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template
 
-from set2tracks.browse import browse_params
-from set2tracks.extensions import db
+from set2tracks.browse import render_browse
 from set2tracks.tracks import services
 
 blueprint = Blueprint("tracks", __name__)
@@ -13,19 +12,12 @@ blueprint = Blueprint("tracks", __name__)
 
 @blueprint.get("/tracks")
 def index() -> str:
-    params = browse_params(services.SORTS, services.DEFAULT_SORT)
-    page = db.paginate(
-        services.browse_tracks(params.text, params.sort),
-        page=params.page,
-        per_page=services.PAGE_SIZE,
-        max_per_page=services.PAGE_SIZE,
-    )
-    return render_template(
+    return render_browse(
         "tracks/index.html",
-        page=page,
-        text=params.text,
-        sort=params.sort,
-        sorts=list(services.SORTS),
+        services.browse_tracks,
+        services.SORTS,
+        services.DEFAULT_SORT,
+        services.PAGE_SIZE,
     )
 
 
