@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -529,3 +530,46 @@ def test_invites_are_for_admins(app: Flask, client: FlaskClient) -> None:
     invite = db.session.scalars(select(Invite)).one()
     assert invite.code_hash != link.group(2)
     assert link.group(2) not in client.get("/admin/invites").text
+
+
+def test_no_credential_of_the_auth_flows_reaches_the_logs(
+    app: Flask, client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Run every flow that handles a secret, then scan what our handler would write."""
+    password = "canary passphrase for the log scan"
+    with caplog.at_level(logging.DEBUG):
+        post(
+            client,
+            "/register",
+            {"email": "log@example.com", "display_name": "Log", "password": password},
+        )
+        created = post(client, "/account/tokens", {"token-name": "canary"})
+        api_token = re.search(r'<code class="secret">(s2t_[^<]+)</code>', created.text)
+        assert api_token is not None
+        app.test_client().get(
+            "/api/v1/me", headers={"Authorization": f"Bearer {api_token.group(1)}"}
+        )
+        app.test_client().get("/api/v1/me", headers={"Authorization": "Bearer s2t_canary_unknown"})
+        post(client, "/logout")
+        login(client, "log@example.com", "canary wrong passphrase")
+        outbox(app).clear()
+        post(client, "/reset-password", {"email": "log@example.com"})
+        reset_link = _reset_link(app)
+        session_id = session_cookie(app, client)
+
+    handler = next(h for h in logging.getLogger().handlers if h.get_name() == "set2tracks")
+    written = "\n".join(
+        handler.format(record) for record in caplog.records if handler.filter(record)
+    )
+    secrets = {
+        "password": password,
+        "wrong password": "canary wrong passphrase",
+        "API token": api_token.group(1),
+        "unknown token": "s2t_canary_unknown",
+        "reset token": reset_link.rsplit("/", 1)[1],
+        "session id": session_id or "no session",
+        "secret key": app.config["SECRET_KEY"],
+    }
+    assert written
+    for name, secret in secrets.items():
+        assert secret not in written, f"the {name} reached the logs"
