@@ -24,8 +24,12 @@ from set2tracks.tracks.api import blueprint as tracks_api
 
 # Statuses any request may get before or around its view: bad input at the perimeter,
 # rate limits, failures and unavailable dependencies.
-PERIMETER_ERRORS = {400: "BAD_REQUEST", 429: "TOO_MANY_REQUESTS", 500: "INTERNAL_SERVER_ERROR"}
-PERIMETER_ERRORS[503] = "SERVICE_UNAVAILABLE"
+PERIMETER_ERRORS = {
+    400: "BAD_REQUEST",
+    429: "TOO_MANY_REQUESTS",
+    500: "INTERNAL_SERVER_ERROR",
+    503: "SERVICE_UNAVAILABLE",
+}
 
 
 class PerimeterErrorsPlugin(BasePlugin):

@@ -62,11 +62,6 @@ class Conflict(DomainError):
     title = "Conflict"
 
 
-class ServiceUnavailable(DomainError):
-    status = 503
-    title = "Service unavailable"
-
-
 def wants_problem_json() -> bool:
     """Answer machines in problem+json: everything under /api except the HTML docs page."""
     return request.path.startswith("/api/") and not request.path.startswith("/api/docs")

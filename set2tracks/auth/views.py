@@ -21,7 +21,6 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required, login_user, logout_user
-from werkzeug.exceptions import Unauthorized
 
 from set2tracks.auth import services
 from set2tracks.auth.forms import (
@@ -37,7 +36,7 @@ from set2tracks.auth.forms import (
     TokenForm,
 )
 from set2tracks.auth.models import User
-from set2tracks.errors import DomainError, Forbidden, wants_problem_json
+from set2tracks.errors import DomainError, Forbidden, Unauthorized, wants_problem_json
 from set2tracks.extensions import csrf, limiter, login_manager
 
 blueprint = Blueprint("auth", __name__)
@@ -106,6 +105,22 @@ def safe_next(target: str | None) -> str:
     return target if not parts.scheme and not parts.netloc else fallback
 
 
+def _sign_in(user: User, *, remember: bool = False) -> None:
+    """Sign ``user`` in under a new session id.
+
+    Flask-Login keeps the session id: a planted pre-login id must not survive sign-in.
+    """
+    login_user(user, remember=remember)
+    current_app.session_interface.regenerate(session)  # type: ignore[attr-defined]
+
+
+def _sign_out() -> None:
+    """Sign out and start over: a new id (the old one leaves the store), nothing kept."""
+    logout_user()
+    current_app.session_interface.regenerate(session)  # type: ignore[attr-defined]
+    session.clear()
+
+
 def _text(field: Any) -> str:
     """Return a text field's value ("" when absent: validators ran before this)."""
     return str(field.data or "")
@@ -145,9 +160,7 @@ def login() -> Any:
     if form.validate_on_submit():
         user = services.authenticate(_text(form.email), _text(form.password))
         if user is not None:
-            login_user(user, remember=form.remember.data)
-            # Flask-Login keeps the session id: a planted pre-login id must not survive.
-            current_app.session_interface.regenerate(session)  # type: ignore[attr-defined]
+            _sign_in(user, remember=bool(form.remember.data))
             services.record_login(user.id)
             return redirect(safe_next(request.args.get("next")))
         g.login_failed = True
@@ -158,10 +171,7 @@ def login() -> Any:
 
 @blueprint.post("/logout")
 def logout() -> ResponseReturnValue:
-    logout_user()
-    # A new id first (the old one is deleted from the store), then nothing of the old session.
-    current_app.session_interface.regenerate(session)  # type: ignore[attr-defined]
-    session.clear()
+    _sign_out()
     flash("You are signed out.")
     return redirect(url_for("sets.index"))
 
@@ -186,8 +196,7 @@ def register() -> Any:
             _form_error(form, error)
             status = 403 if isinstance(error, Forbidden) else 400
         else:
-            login_user(user)
-            current_app.session_interface.regenerate(session)  # type: ignore[attr-defined]
+            _sign_in(user)
             flash("Welcome to Set2Tracks!")
             return redirect(url_for("sets.index"))
     if status == 200 and (form.errors or form.form_errors):
@@ -274,8 +283,7 @@ def change_password() -> Any:
             _form_error(form, error)
         else:
             # The old session token is dead everywhere; this browser signs in anew.
-            login_user(user)
-            current_app.session_interface.regenerate(session)  # type: ignore[attr-defined]
+            _sign_in(user)
             flash("Your password is changed. Other devices are signed out.")
             return redirect(url_for("auth.account"))
     return _account_page(400, password_form=form)
@@ -326,9 +334,7 @@ def delete_account() -> Any:
         except DomainError as error:
             _form_error(form, error)
         else:
-            logout_user()
-            current_app.session_interface.regenerate(session)  # type: ignore[attr-defined]
-            session.clear()
+            _sign_out()
             flash("Your account is deleted.")
             return redirect(url_for("sets.index"))
     return _account_page(400, delete_form=form)
