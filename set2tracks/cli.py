@@ -16,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from set2tracks.auth import services
 from set2tracks.errors import DomainError
 from set2tracks.extensions import db
+from set2tracks.fingerprint.cli import identify_command, library_cli
 
 
 def _port_problem(host: str, port: int) -> str | None:
@@ -140,3 +141,5 @@ def init_cli(app: Flask) -> None:
     app.cli.add_command(check_command)
     app.cli.add_command(users_cli)
     app.cli.add_command(tokens_cli)
+    app.cli.add_command(library_cli)
+    app.cli.add_command(identify_command)

@@ -154,6 +154,8 @@ def load_config(
         ),
     )
     upload_dir = env.path("UPLOAD_DIR", instance / "uploads")
+    # The own-library index's segment files; every worker must read the same directory.
+    fingerprint_dir = env.path("FINGERPRINT_DIR", instance / "fingerprints")
     port = env.int("PORT", 5000, validate=Range(1, 65535))
     web_concurrency = env.int("WEB_CONCURRENCY", 2, validate=Range(1, 64))
     log_level = env.str(
@@ -223,6 +225,7 @@ def load_config(
         "SIGNUP_MODE": signup_mode,
         "CORS_ORIGINS": cors_origins,
         "UPLOAD_DIR": str(upload_dir),
+        "FINGERPRINT_DIR": str(fingerprint_dir),
         "PORT": port,
         "WEB_CONCURRENCY": web_concurrency,
         "LOG_LEVEL": log_level.upper(),

@@ -1,7 +1,7 @@
 """Every model module, imported once so the metadata holds the whole schema."""
 
 from set2tracks.auth.models import ApiToken, Invite, User, UserPreferences
-from set2tracks.fingerprint.models import LibraryFile
+from set2tracks.fingerprint.models import FingerprintSegment, LibraryFile
 from set2tracks.sets.models import BrowsingHistory, Channel, DjSet, SetTrack, Submission
 from set2tracks.tracks.models import Genre, Label, RelatedTrack, Track, track_genres
 
@@ -10,6 +10,7 @@ __all__ = [
     "BrowsingHistory",
     "Channel",
     "DjSet",
+    "FingerprintSegment",
     "Genre",
     "Invite",
     "Label",

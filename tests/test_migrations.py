@@ -32,6 +32,7 @@ DOMAIN_TABLES = {
     "track_genres",
     "related_tracks",
     "library_files",
+    "fingerprint_segments",
 }
 
 

@@ -33,3 +33,18 @@ class LibraryFile(TimestampMixin, db.Model):  # type: ignore[name-defined]
     indexed_at: Mapped[datetime | None]
 
     track: Mapped[Track | None] = relationship(back_populates="library_file")
+
+
+class FingerprintSegment(TimestampMixin, db.Model):  # type: ignore[name-defined]
+    """One committed segment folder of the fingerprint index (see fingerprint/index.py).
+
+    A folder under FINGERPRINT_DIR without a row here was never committed (an interrupted
+    run, or a segment merged away) and is deleted by the next writer.
+    """
+
+    __tablename__ = "fingerprint_segments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    rows: Mapped[int] = mapped_column(BigInteger)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)

@@ -1,0 +1,88 @@
+"""Decoding audio for the fingerprint engine: ffmpeg streams mono float32 samples.
+
+Nothing here holds a whole file: callers get blocks of samples as ffmpeg produces them,
+so a four-hour mix costs the same memory as a four-minute track.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+SAMPLE_RATE = 8000
+BLOCK_SECONDS = 30.0
+
+Samples = npt.NDArray[np.float32]
+
+
+class AudioError(Exception):
+    """ffmpeg could not decode the file; the message says why in one line."""
+
+
+def ffmpeg_path() -> str:
+    path = shutil.which("ffmpeg")
+    if path is None:
+        raise AudioError(
+            "ffmpeg not found: install it (Debian/Ubuntu: sudo apt-get install ffmpeg;"
+            " macOS: brew install ffmpeg)"
+        )
+    return path
+
+
+def decode(
+    path: Path,
+    *,
+    start: float = 0.0,
+    duration: float | None = None,
+    sample_rate: int = SAMPLE_RATE,
+    block_seconds: float = BLOCK_SECONDS,
+) -> Iterator[Samples]:
+    """Yield the audio of ``path`` as mono float32 blocks at ``sample_rate``.
+
+    Raises ``AudioError`` once the stream ends if ffmpeg failed (not audio, unreadable).
+    """
+    command = [ffmpeg_path(), "-nostdin", "-v", "error"]
+    if start > 0:
+        command += ["-ss", f"{start:.4f}"]
+    command += ["-i", str(path)]
+    if duration is not None:
+        command += ["-t", f"{max(duration, 0.0):.4f}"]
+    command += ["-vn", "-sn", "-ac", "1", "-ar", str(sample_rate), "-f", "f32le", "pipe:1"]
+    block_bytes = int(block_seconds * sample_rate) * 4
+    # A corrupt file can make ffmpeg write an error per frame: a file, not a pipe, takes
+    # them so ffmpeg never blocks on a full stderr while we read stdout.
+    with (
+        tempfile.TemporaryFile() as errors,
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors) as process,  # noqa: S603
+    ):
+        assert process.stdout is not None
+        try:
+            pending = b""
+            while chunk := process.stdout.read(block_bytes):
+                data = pending + chunk
+                usable = len(data) - len(data) % 4
+                pending = data[usable:]
+                if usable:
+                    yield np.frombuffer(data[:usable], dtype=np.float32)
+        finally:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+        if process.returncode != 0:
+            errors.seek(0)
+            raise AudioError(
+                _first_line(errors.read()) or f"ffmpeg exited with {process.returncode}"
+            )
+
+
+def _first_line(stderr: bytes) -> str:
+    for line in stderr.decode("utf-8", "replace").splitlines():
+        if line.strip():
+            return line.strip()[:300]
+    return ""

@@ -1,0 +1,184 @@
+"""``flask library ...`` and ``flask identify``: the own-library workflow on the command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from flask.cli import AppGroup, with_appcontext
+
+from set2tracks import tracklist_formats
+from set2tracks.fingerprint import library, scan
+from set2tracks.fingerprint.audio import AudioError, ffmpeg_path
+from set2tracks.fingerprint.index import IndexStoreError
+
+library_cli = AppGroup("library", help="Index your own music for offline recognition.")
+
+
+def _fail(error: Exception) -> click.ClickException:
+    return click.ClickException(str(error))
+
+
+def _duration(seconds: float) -> str:
+    whole = round(seconds)
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
+def _require_ffmpeg() -> None:
+    try:
+        ffmpeg_path()
+    except AudioError as error:
+        raise _fail(error) from error
+
+
+@library_cli.command("add")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--jobs", type=click.IntRange(1, 64), help="Worker processes (default: one per core)."
+)
+@with_appcontext
+def add_command(paths: tuple[Path, ...], jobs: int | None) -> None:
+    """Index audio files and folders (recursively); files already indexed are skipped."""
+    _require_ffmpeg()
+    found = scan.scan([path.expanduser() for path in paths])
+    try:
+        with click.progressbar(
+            length=max(library.total_bytes(found), 1),
+            label="Indexing",
+            show_eta=True,
+            file=sys.stderr,
+            width=30,
+        ) as bar:
+            report = library.add(found, jobs=jobs, on_progress=bar.update)
+    except (library.LibraryError, IndexStoreError) as error:
+        raise _fail(error) from error
+    seconds = report.audio_seconds
+    speed = seconds / report.elapsed if report.elapsed > 0 else 0.0
+    click.echo(
+        f"indexed {len(report.indexed)} file(s), {_duration(seconds)} of audio;"
+        f" {report.already_indexed} already indexed; {len(report.problems)} skipped"
+    )
+    for path, why in report.problems:
+        click.echo(f"  skipped {path}: {why}")
+    click.echo(
+        f"{seconds:.1f} s of audio in {report.elapsed:.2f} s ({speed:.0f}x real time)", err=True
+    )
+    if report.interrupted:
+        raise click.ClickException(
+            "interrupted: the files indexed so far are kept; run the same command again to resume"
+        )
+
+
+@library_cli.command("list")
+@click.option(
+    "--format", "fmt", type=click.Choice(["txt", "json"]), default="txt", show_default=True
+)
+@with_appcontext
+def list_command(fmt: str) -> None:
+    """List the indexed files."""
+    rows = library.files()
+    if fmt == "json":
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "id": row.id,
+                        "path": row.path,
+                        "title": row.title,
+                        "artist": row.artist,
+                        "album": row.album,
+                        "isrc": row.isrc,
+                        "duration": row.duration_seconds,
+                        "track_id": row.track.id if row.track else None,
+                    }
+                    for row in rows
+                ],
+                indent=2,
+            )
+        )
+        return
+    for row in rows:
+        name = f"{row.artist} - {row.title}" if row.artist else (row.title or "")
+        click.echo(f"{row.id:>6}  {_duration(row.duration_seconds or 0)}  {name}  [{row.path}]")
+    if not rows:
+        click.echo("the library is empty: add music with `flask library add PATH...`", err=True)
+
+
+@library_cli.command("remove")
+@click.argument("targets", nargs=-1, required=True)
+@with_appcontext
+def remove_command(targets: tuple[str, ...]) -> None:
+    """Forget files by id, path, or every file under a folder."""
+    removed, unmatched = library.remove(targets)
+    for row in removed:
+        click.echo(f"removed {row.path}")
+    click.echo(f"{len(removed)} file(s) removed")
+    if unmatched:
+        raise click.ClickException("not in the library: " + ", ".join(unmatched))
+
+
+@library_cli.command("stats")
+@with_appcontext
+def stats_command() -> None:
+    """Files, hours of audio and the index's size."""
+    stats = library.stats()
+    click.echo(f"files: {stats.files}")
+    click.echo(f"audio: {stats.seconds / 3600:.2f} h")
+    click.echo(f"fingerprints: {stats.rows} in {stats.segments} segment(s)")
+    click.echo(f"index size: {stats.index_bytes / 1e6:.1f} MB")
+
+
+@click.command("identify")
+@click.argument("mix", type=click.Path(path_type=Path))
+@click.option(
+    "--format", "fmt", type=click.Choice(["json", "txt", "cue"]), default="txt", show_default=True
+)
+@click.option(
+    "--min-confidence",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.1,
+    show_default=True,
+    help="Leave out entries the engine is less sure of (0..1).",
+)
+@with_appcontext
+def identify_command(mix: Path, fmt: str, min_confidence: float) -> None:
+    """Print the tracklist of a mix file found in your own library."""
+    _require_ffmpeg()
+    try:
+        result = library.identify(mix.expanduser(), min_confidence)
+    except (library.LibraryError, IndexStoreError) as error:
+        raise _fail(error) from error
+    if fmt == "json":
+        document = {
+            "duration": round(result.duration, 2),
+            "tracks": [
+                {
+                    "start": entry.start,
+                    "end": entry.end,
+                    "title": entry.title,
+                    "artist": entry.artist,
+                    "path": entry.path,
+                    "track_id": entry.track_id,
+                    "confidence": entry.confidence,
+                    "speed": entry.speed,
+                    "pitch": entry.pitch,
+                }
+                for entry in result.entries
+            ],
+        }
+        click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+    elif fmt == "cue":
+        click.echo(
+            tracklist_formats.to_cue(result.entries, result.duration, mix, mix.stem), nl=False
+        )
+    else:
+        click.echo(tracklist_formats.to_text(result.entries, result.duration), nl=False)
+    if not result.entries:
+        click.echo("no track of the library was found in this mix", err=True)
+    speed = result.duration / result.elapsed if result.elapsed > 0 else 0.0
+    click.echo(
+        f"{result.duration:.1f} s of audio in {result.elapsed:.2f} s ({speed:.0f}x real time)",
+        err=True,
+    )

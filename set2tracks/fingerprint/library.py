@@ -1,0 +1,455 @@
+"""The own library in the database: files, their catalogue tracks, the committed segments.
+
+Adding files: worker processes decode and fingerprint (``engine.fingerprint_file``); this
+process writes their fingerprints as a segment and commits, in one transaction, the
+segment's row with the library files and their catalogue tracks. A run stopped at any
+point leaves every committed batch whole and nothing else: the next run sweeps uncommitted
+segment folders and skips the files already indexed (same content hash).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from flask import current_app
+from sqlalchemy import delete, exists, func, select
+
+from set2tracks.database import utcnow
+from set2tracks.extensions import db
+from set2tracks.fingerprint import engine, scan
+from set2tracks.fingerprint.audio import AudioError, decode
+from set2tracks.fingerprint.index import (
+    MAX_FILE_ID,
+    IndexReader,
+    IndexStoreError,
+    Segment,
+    SegmentStore,
+    pack,
+    plan_merges,
+)
+from set2tracks.fingerprint.models import FingerprintSegment, LibraryFile
+from set2tracks.sets.models import SetTrack
+from set2tracks.tracks.models import Track
+from set2tracks.tracks.services import search_document
+
+# A segment per ~4 M fingerprints (about 12 hours of audio): an interrupted run loses at
+# most that much work, and small libraries still get one segment per run.
+BATCH_ROWS = 4_000_000
+UNKNOWN_ARTIST = "Unknown artist"
+
+
+class LibraryError(Exception):
+    """The library cannot do what was asked; the message tells the user what to do."""
+
+
+@dataclass
+class AddReport:
+    indexed: list[LibraryFile] = field(default_factory=list)
+    audio_seconds: float = 0.0
+    already_indexed: int = 0
+    problems: list[tuple[str, str]] = field(default_factory=list)
+    elapsed: float = 0.0
+    interrupted: bool = False
+
+
+@dataclass(frozen=True)
+class Stats:
+    files: int
+    seconds: float
+    segments: int
+    rows: int
+    index_bytes: int
+
+
+def segment_store() -> SegmentStore:
+    return SegmentStore(Path(current_app.config["FINGERPRINT_DIR"]))
+
+
+# Adding files.
+
+_known_hashes: frozenset[str] = frozenset()
+
+
+def _init_worker(known: frozenset[str]) -> None:
+    global _known_hashes  # per-process state of a pool worker
+    _known_hashes = known
+
+
+def _fingerprint_job(path: Path) -> engine.FileFingerprints | str | None:
+    """In a worker: the file's fingerprints, None when already indexed, or why it failed."""
+    try:
+        digest = scan.content_hash(path)
+    except OSError as error:
+        return f"cannot read the file ({error.strerror or error})"
+    if digest in _known_hashes:
+        return None
+    try:
+        return engine.fingerprint_file(path, digest)
+    except engine.Unusable as error:
+        return str(error)
+
+
+def total_bytes(found: scan.ScanResult) -> int:
+    return sum(_size(path) for path in found.files)
+
+
+def add(
+    found: scan.ScanResult,
+    *,
+    jobs: int | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> AddReport:
+    """Index the scanned files; ``on_progress`` gets the bytes of each file done."""
+    started = time.monotonic()
+    report = AddReport()
+    report.problems.extend((str(path), why) for path, why in found.problems)
+    store = segment_store()
+    with store.writer_lock():
+        _sweep(store)
+        known = frozenset(db.session.scalars(select(LibraryFile.content_hash)))
+        sizes = {path: _size(path) for path in found.files}
+        batch: list[engine.FileFingerprints] = []
+        seen: dict[str, Path] = {}
+        try:
+            for path, outcome in _fingerprint_all(found.files, known, jobs):
+                if on_progress is not None:
+                    on_progress(sizes[path])
+                if outcome is None:
+                    report.already_indexed += 1
+                elif isinstance(outcome, str):
+                    report.problems.append((str(path), outcome))
+                elif outcome.content_hash in seen:
+                    report.problems.append(
+                        (
+                            str(path),
+                            f"same audio file as {seen[outcome.content_hash]}, indexed once",
+                        )
+                    )
+                else:
+                    seen[outcome.content_hash] = path
+                    batch.append(outcome)
+                    if sum(len(item.quads) for item in batch) >= BATCH_ROWS:
+                        _commit_batch(store, batch, report)
+                        batch = []
+        except KeyboardInterrupt:
+            report.interrupted = True
+        # Whatever was fingerprinted completely is worth keeping, even after Ctrl-C.
+        if batch:
+            _commit_batch(store, batch, report)
+        if not report.interrupted:
+            compact(store)
+    report.elapsed = time.monotonic() - started
+    return report
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _fingerprint_all(
+    files: Sequence[Path], known: frozenset[str], jobs: int | None
+) -> Iterator[tuple[Path, engine.FileFingerprints | str | None]]:
+    workers = max(1, jobs or os.cpu_count() or 1)
+    if workers == 1 or len(files) <= 1:
+        _init_worker(known)
+        for path in files:
+            yield path, _fingerprint_job(path)
+        return
+    # forkserver: workers start from a clean process, not a copy of this one with its
+    # database connections.
+    context = multiprocessing.get_context("forkserver")
+    pool = ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_init_worker, initargs=(known,)
+    )
+    pending: dict[Future[engine.FileFingerprints | str | None], Path] = {}
+    queue = iter(files)
+    try:
+        while True:
+            # A couple of files per worker in flight: memory stays bounded however big the scan.
+            while len(pending) < 2 * workers and (queued := next(queue, None)) is not None:
+                pending[pool.submit(_fingerprint_job, queued)] = queued
+            if not pending:
+                break
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                path = pending.pop(future)
+                try:
+                    yield path, future.result()
+                except Exception as error:  # a worker crash is one file's problem
+                    yield path, f"could not be fingerprinted ({type(error).__name__}: {error})"
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _commit_batch(
+    store: SegmentStore, batch: list[engine.FileFingerprints], report: AddReport
+) -> None:
+    rows: list[LibraryFile] = []
+    for item in batch:
+        stale = db.session.scalar(select(LibraryFile).where(LibraryFile.path == str(item.path)))
+        if stale is not None:
+            # The file at this path changed: the new audio replaces the old entry.
+            _forget(stale)
+            db.session.flush()
+        library_file = LibraryFile(
+            path=str(item.path),
+            content_hash=item.content_hash,
+            size_bytes=item.size_bytes,
+            title=item.tags.title,
+            artist=item.tags.artist,
+            album=item.tags.album,
+            isrc=item.tags.isrc,
+            duration_seconds=item.duration,
+            fingerprint_count=len(item.quads),
+            indexed_at=utcnow(),
+        )
+        library_file.track = _catalogue_track(item)
+        db.session.add(library_file)
+        rows.append(library_file)
+    db.session.flush()
+    if rows and max(row.id for row in rows) > MAX_FILE_ID:
+        db.session.rollback()
+        raise LibraryError(f"the index holds at most {MAX_FILE_ID} library files")
+    packed = [pack(row.id, item.quads) for row, item in zip(rows, batch, strict=True)]
+    keys = np.concatenate([k for k, _ in packed])
+    payload = np.concatenate([p for _, p in packed])
+    name = store.new_name()
+    try:
+        size = store.write(name, keys, payload)
+        db.session.add(FingerprintSegment(name=name, rows=len(keys), size_bytes=size))
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        store.delete([name])
+        raise
+    report.indexed.extend(rows)
+    report.audio_seconds += sum(item.duration for item in batch)
+
+
+def _catalogue_track(item: engine.FileFingerprints) -> Track:
+    """The catalogue track a library file stands for: the one with its ISRC, or a new one."""
+    tags = item.tags
+    if tags.isrc:
+        existing = db.session.scalar(
+            select(Track).where(Track.isrc == tags.isrc, Track.library_file_id.is_(None))
+        )
+        if existing is not None:
+            return existing
+        if db.session.scalar(select(exists().where(Track.isrc == tags.isrc))):
+            # Another library file already stands for this recording.
+            tags = scan.Tags(tags.title, tags.artist, tags.album, None)
+    artist = tags.artist or UNKNOWN_ARTIST
+    return Track(
+        title=tags.title,
+        artist=artist,
+        album=tags.album,
+        isrc=tags.isrc,
+        duration_seconds=item.duration,
+        search_document=search_document(tags.title, artist, None),
+    )
+
+
+def _forget(library_file: LibraryFile) -> None:
+    """Delete a library file's row; its catalogue track goes too unless a tracklist uses it."""
+    track = library_file.track
+    db.session.delete(library_file)
+    if track is not None and not db.session.scalar(
+        select(exists().where(SetTrack.track_id == track.id))
+    ):
+        db.session.delete(track)
+
+
+# Maintenance: merging segments, sweeping leftovers.
+
+
+def _sweep(store: SegmentStore) -> None:
+    store.sweep(set(db.session.scalars(select(FingerprintSegment.name))))
+
+
+def compact(store: SegmentStore, force: bool = False) -> int:
+    """Merge segments of similar size (all of them with ``force``); return merges done.
+
+    Merging also drops the fingerprints of removed files.
+    """
+    merges = 0
+    while True:
+        segments = {row.name: row.rows for row in db.session.scalars(select(FingerprintSegment))}
+        groups = plan_merges(segments)
+        if force and len(segments) > 1:
+            groups = [sorted(segments)]
+        if not groups:
+            return merges
+        live = _live_mask()
+        for names in groups:
+            opened = [store.open(name) for name in names]
+            name, rows = store.merge(opened, live)
+            size = sum(
+                (store.segments_dir / name / part).stat().st_size
+                for part in ("keys.npy", "payload.npy")
+            )
+            db.session.execute(delete(FingerprintSegment).where(FingerprintSegment.name.in_(names)))
+            db.session.add(FingerprintSegment(name=name, rows=rows, size_bytes=size))
+            try:
+                db.session.commit()
+            except BaseException:
+                db.session.rollback()
+                store.delete([name])
+                raise
+            store.delete(names)
+            merges += 1
+        force = False
+
+
+def _live_mask() -> np.ndarray:
+    ids = list(db.session.scalars(select(LibraryFile.id)))
+    mask = np.zeros(max(ids, default=0) + 1, dtype=bool)
+    mask[ids] = True
+    return mask
+
+
+# Reading.
+
+
+def open_reader() -> IndexReader:
+    """The index as committed now; raises ``LibraryError`` when there is nothing to match."""
+    store = segment_store()
+    for attempt in range(3):
+        names = list(db.session.scalars(select(FingerprintSegment.name)))
+        ids = list(db.session.scalars(select(LibraryFile.id)))
+        if not ids or not names:
+            raise LibraryError(
+                "the library is empty: index your music first with `flask library add PATH...`"
+            )
+        try:
+            segments: list[Segment] = [store.open(name) for name in names]
+        except IndexStoreError:
+            # A merge replaced a segment between the query and the open: read again.
+            db.session.rollback()
+            if attempt == 2:
+                raise
+            continue
+        return IndexReader(segments, ids)
+    raise AssertionError("unreachable")
+
+
+def files(prefix: str | None = None) -> list[LibraryFile]:
+    query = select(LibraryFile).order_by(LibraryFile.path)
+    if prefix is not None:
+        query = query.where(LibraryFile.path.startswith(prefix, autoescape=True))
+    return list(db.session.scalars(query))
+
+
+def remove(targets: Sequence[str]) -> tuple[list[LibraryFile], list[str]]:
+    """Forget library files by id, path or folder; return (removed, targets matching nothing)."""
+    removed: dict[int, LibraryFile] = {}
+    unmatched: list[str] = []
+    for target in targets:
+        matched: list[LibraryFile] = []
+        if target.isdigit():
+            found = db.session.get(LibraryFile, int(target))
+            matched = [found] if found is not None else []
+        else:
+            path = str(Path(target).expanduser().resolve())
+            exact = db.session.scalar(select(LibraryFile).where(LibraryFile.path == path))
+            matched = [exact] if exact is not None else files(path.rstrip("/") + "/")
+        if not matched:
+            unmatched.append(target)
+        removed.update((row.id, row) for row in matched)
+    for row in removed.values():
+        _forget(row)
+    db.session.commit()
+    return list(removed.values()), unmatched
+
+
+def stats() -> Stats:
+    count, seconds = db.session.execute(
+        select(func.count(LibraryFile.id), func.coalesce(func.sum(LibraryFile.duration_seconds), 0))
+    ).one()
+    segments, rows = db.session.execute(
+        select(
+            func.count(FingerprintSegment.id), func.coalesce(func.sum(FingerprintSegment.rows), 0)
+        )
+    ).one()
+    return Stats(
+        files=int(count),
+        seconds=float(seconds or 0.0),
+        segments=int(segments),
+        rows=int(rows),
+        index_bytes=segment_store().size_on_disk(),
+    )
+
+
+# Identifying.
+
+
+@dataclass(frozen=True)
+class Entry:
+    start: float
+    end: float
+    title: str
+    artist: str | None
+    path: str
+    track_id: int | None
+    library_file_id: int
+    confidence: float
+    speed: float
+    pitch: float
+
+
+@dataclass(frozen=True)
+class Identified:
+    duration: float
+    entries: list[Entry]
+    elapsed: float
+
+
+def identify(mix: Path, min_confidence: float = 0.0) -> Identified:
+    """The tracklist of the mix file against the library."""
+    started = time.monotonic()
+    reader = open_reader()
+    if not mix.is_file():
+        raise LibraryError(f"{mix}: no such file")
+    try:
+        tracklist = engine.identify(reader, decode(mix))
+    except AudioError as error:
+        raise LibraryError(f"{mix}: not audio ffmpeg can decode ({error})") from error
+    ids = {found.file_id for found in tracklist.found}
+    rows = (
+        {
+            row.id: row
+            for row in db.session.scalars(select(LibraryFile).where(LibraryFile.id.in_(ids)))
+        }
+        if ids
+        else {}
+    )
+    entries = []
+    for found in tracklist.found:
+        row = rows.get(found.file_id)
+        if row is None or found.confidence < min_confidence:
+            continue  # removed while we were matching, or too doubtful for the caller
+        track = row.track
+        entries.append(
+            Entry(
+                start=found.start,
+                end=found.end,
+                title=track.title if track else (row.title or Path(row.path).stem),
+                artist=track.artist if track else row.artist,
+                path=row.path,
+                track_id=track.id if track else None,
+                library_file_id=row.id,
+                confidence=found.confidence,
+                speed=found.speed,
+                pitch=found.pitch,
+            )
+        )
+    return Identified(tracklist.duration, entries, time.monotonic() - started)
