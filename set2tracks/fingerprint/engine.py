@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from set2tracks.fingerprint import scan
 from set2tracks.fingerprint.audio import AudioError, Samples, decode
-from set2tracks.fingerprint.features import Extractor, Quads
+from set2tracks.fingerprint.features import Extractor, Peaks, Quads, concat_peaks
 from set2tracks.fingerprint.index import IndexReader
 from set2tracks.fingerprint.matcher import Found, Matcher, Tracklist
+from set2tracks.fingerprint.refine import ReferencePeaks, SpectrogramTape, refine
 
 __all__ = ["FileFingerprints", "Found", "Tracklist", "fingerprint_file", "identify"]
 
@@ -26,6 +30,7 @@ class FileFingerprints:
     tags: scan.Tags
     duration: float
     quads: Quads
+    peaks: Peaks
 
 
 class Unusable(Exception):
@@ -39,7 +44,7 @@ def fingerprint_file(path: Path, content_hash: str | None = None) -> FileFingerp
         digest = content_hash or scan.content_hash(path)
     except OSError as error:
         raise Unusable(f"cannot read the file ({error.strerror or error})") from error
-    extractor = Extractor()
+    extractor = Extractor(keep_peaks=True)
     parts = []
     try:
         for block in decode(path):
@@ -61,9 +66,36 @@ def fingerprint_file(path: Path, content_hash: str | None = None) -> FileFingerp
         tags=scan.read_tags(path),
         duration=round(extractor.seconds, 3),
         quads=quads,
+        peaks=concat_peaks(extractor.kept_peaks or []),
     )
 
 
-def identify(reader: IndexReader, blocks: Iterable[Samples]) -> Tracklist:
-    """Every play of an indexed file in the stream of mono 8 kHz samples, in mix order."""
-    return Matcher(reader).identify(blocks)
+def identify(
+    reader: IndexReader,
+    blocks: Iterable[Samples],
+    *,
+    reference_peaks: ReferencePeaks | None = None,
+) -> Tracklist:
+    """Every play of an indexed file in the stream of mono 8 kHz samples, in mix order.
+
+    Given the library files' stored peaks (``IndexReader.peaks``), each play's start and
+    end move to where its fades begin and end (``refine.py``); without, they are where the
+    fingerprints first and last recognise the track.
+    """
+    if reference_peaks is None:
+        return Matcher(reader).identify(blocks)
+    with tempfile.TemporaryDirectory(prefix="set2tracks-identify-") as folder:
+        tape = SpectrogramTape(Path(folder))
+        try:
+            tracklist = Matcher(reader).identify(blocks, tape.write)
+        finally:
+            tape.close()
+        found = [refine(play, tape.frames, reference_peaks) for play in tracklist.found]
+    found.sort(key=lambda play: (play.start, play.end))
+    return Tracklist(duration=tracklist.duration, found=found)
+
+
+def read_stretch(path: Path, start: float, duration: float) -> Samples:
+    """``duration`` seconds of ``path`` from ``start``, whole (a short stretch)."""
+    blocks = list(decode(path, start=start, duration=duration))
+    return np.concatenate(blocks) if blocks else np.empty(0, np.float32)

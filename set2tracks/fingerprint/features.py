@@ -23,6 +23,7 @@ that are final so far; the result is identical to extracting the whole signal at
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,9 +36,9 @@ from set2tracks.fingerprint.audio import SAMPLE_RATE, Samples
 N_FFT = 1024
 HOP = 128
 FRAME_SECONDS = HOP / SAMPLE_RATE  # 16 ms
-_BIN_HZ = SAMPLE_RATE / N_FFT
-LOW_BIN = int(np.ceil(110 / _BIN_HZ))
-HIGH_BIN = int(3500 / _BIN_HZ)
+BIN_HZ = SAMPLE_RATE / N_FFT
+LOW_BIN = int(np.ceil(110 / BIN_HZ))
+HIGH_BIN = int(3500 / BIN_HZ)
 LOGF_FLOOR = float(np.log2(110.0))
 
 # Peaks: a maximum of its 11-frame x 15-bin neighbourhood, 1.0 (natural log) above the
@@ -114,26 +115,35 @@ class Quads:
 class Peaks:
     times: npt.NDArray[np.int32]  # frame
     logf: npt.NDArray[np.float32]  # log2 of the frequency in Hz, interpolated
-    strength: npt.NDArray[np.float32]
+    strength: npt.NDArray[np.float32]  # above the frame's mean (picks the strongest)
+    level: npt.NDArray[np.float32]  # the log-magnitude itself (refine.py compares levels)
 
     def __len__(self) -> int:
         return len(self.times)
 
 
 def _empty_peaks() -> Peaks:
-    return Peaks(np.empty(0, np.int32), np.empty(0, np.float32), np.empty(0, np.float32))
-
-
-def _concat_peaks(a: Peaks, b: Peaks) -> Peaks:
     return Peaks(
-        np.concatenate([a.times, b.times]),
-        np.concatenate([a.logf, b.logf]),
-        np.concatenate([a.strength, b.strength]),
+        np.empty(0, np.int32),
+        np.empty(0, np.float32),
+        np.empty(0, np.float32),
+        np.empty(0, np.float32),
     )
 
 
-def _slice_peaks(peaks: Peaks, start: int, stop: int | None = None) -> Peaks:
-    return Peaks(peaks.times[start:stop], peaks.logf[start:stop], peaks.strength[start:stop])
+def concat_peaks(parts: list[Peaks]) -> Peaks:
+    if not parts:
+        return _empty_peaks()
+    return Peaks(
+        np.concatenate([p.times for p in parts]),
+        np.concatenate([p.logf for p in parts]),
+        np.concatenate([p.strength for p in parts]),
+        np.concatenate([p.level for p in parts]),
+    )
+
+
+def _take_peaks(peaks: Peaks, which: slice | npt.NDArray[np.bool_]) -> Peaks:
+    return Peaks(peaks.times[which], peaks.logf[which], peaks.strength[which], peaks.level[which])
 
 
 def spectrogram(samples: Samples) -> npt.NDArray[np.float32]:
@@ -168,7 +178,7 @@ def find_peaks(spec: npt.NDArray[np.float32], first_frame: int, halo_before: int
     delta = np.where(
         curvature < 0, 0.5 * (left - right) / np.where(curvature < 0, curvature, -1), 0
     )
-    freq = (cols + LOW_BIN + np.clip(delta, -0.5, 0.5)) * _BIN_HZ
+    freq = (cols + LOW_BIN + np.clip(delta, -0.5, 0.5)) * BIN_HZ
     times = (rows + first_frame).astype(np.int32)
     strength = (centre - mean[rows, 0]).astype(np.float32)
     # Keep the strongest peaks of each block of frames (blocks aligned on absolute frames,
@@ -180,7 +190,7 @@ def find_peaks(spec: npt.NDArray[np.float32], first_frame: int, halo_before: int
     rank = np.arange(len(order)) - starts
     keep = order[rank < PEAKS_PER_BLOCK]
     keep = keep[np.lexsort((freq[keep], times[keep]))]
-    return Peaks(times[keep], np.log2(freq[keep]).astype(np.float32), strength[keep])
+    return Peaks(times[keep], np.log2(freq[keep]).astype(np.float32), strength[keep], centre[keep])
 
 
 def build_quads(peaks: Peaks, anchors: int) -> Quads:
@@ -260,15 +270,20 @@ def neighbour_band_hashes(
 class Extractor:
     """Streaming fingerprint extraction: ``feed`` blocks, then ``finish``."""
 
-    def __init__(self, keep_peaks: bool = False) -> None:
+    def __init__(
+        self,
+        on_spectrogram: Callable[[npt.NDArray[np.float32]], None] | None = None,
+        keep_peaks: bool = False,
+    ) -> None:
         self._samples = np.empty(0, np.float32)
-        self._sample_start = 0  # absolute index of self._samples[0]
         self._spec = np.empty((0, HIGH_BIN - LOW_BIN + 1), np.float32)
         self._spec_start = 0  # absolute frame of self._spec[0]
         self._next_block = 0  # first frame whose peaks are not picked yet
         self._peaks = _empty_peaks()
-        self._keep_peaks = keep_peaks
-        self.all_peaks: list[Peaks] = []
+        # Sees every spectrogram frame once, in order (the matcher keeps them for refine.py).
+        self._on_spectrogram = on_spectrogram
+        # Every peak, when asked: the index stores a library file's peaks for refine.py.
+        self.kept_peaks: list[Peaks] | None = [] if keep_peaks else None
         self.samples_seen = 0
 
     @property
@@ -291,10 +306,10 @@ class Extractor:
         spec = spectrogram(self._samples)
         if not len(spec):
             return
+        if self._on_spectrogram is not None:
+            self._on_spectrogram(spec)
         self._spec = np.concatenate([self._spec, spec])
-        consumed = len(spec) * HOP
-        self._samples = self._samples[consumed:]
-        self._sample_start += consumed
+        self._samples = self._samples[len(spec) * HOP :]
 
     def _advance(self, final: bool) -> Quads:
         spec_end = self._spec_start + len(self._spec)
@@ -308,10 +323,10 @@ class Extractor:
             found = find_peaks(window, lo, self._next_block - lo)
             if len(found):
                 inside = found.times < block_end
-                found = Peaks(found.times[inside], found.logf[inside], found.strength[inside])
-                self._peaks = _concat_peaks(self._peaks, found)
-                if self._keep_peaks:
-                    self.all_peaks.append(found)
+                found = _take_peaks(found, inside)
+                self._peaks = concat_peaks([self._peaks, found])
+                if self.kept_peaks is not None:
+                    self.kept_peaks.append(found)
             self._next_block = block_end
             drop = max(self._next_block - _HALO, self._spec_start) - self._spec_start
             self._spec = self._spec[drop:]
@@ -323,7 +338,7 @@ class Extractor:
         else:
             anchors = int(np.searchsorted(times, self._next_block - MAX_SPAN, side="left"))
         quads = build_quads(self._peaks, anchors)
-        self._peaks = _slice_peaks(self._peaks, anchors)
+        self._peaks = _take_peaks(self._peaks, slice(anchors, None))
         return quads
 
 

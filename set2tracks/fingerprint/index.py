@@ -6,8 +6,12 @@ A segment is a folder holding two arrays in numpy's ``.npy`` format, sorted toge
 - ``payload.npy``: what a match needs (uint64): library file id (24 bits), anchor frame
   (22 bits: 18 hours at 16 ms), span in frames (7 bits), anchor log-frequency (10 bits).
 
-12 bytes per fingerprint. Segments are written once (to a temporary name, flushed to disk,
-then renamed) and never changed; which segments are live is the database's business
+12 bytes per fingerprint. Next to them, each file's spectral peaks (``peak_*.npy``, 8 bytes a
+peak, about 30 a second) let ``refine.py`` find where a track fades in without reading the
+music again: workers only need this folder, not the library.
+
+Segments are written once (to a temporary name, flushed to disk, then renamed) and never
+changed; which segments are live is the database's business
 (``FingerprintSegment`` rows, committed in the same transaction as the library files whose
 fingerprints they hold). A segment folder without a row is the leftover of an interrupted
 run and is deleted by the next writer. Removing a library file leaves its fingerprints in
@@ -26,11 +30,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from set2tracks.fingerprint.features import Quads
+from set2tracks.fingerprint.features import LOGF_FLOOR, Peaks, Quads
 
 FILE_BITS = 24
 TIME_BITS = 22
@@ -48,6 +53,43 @@ _TEMP_SUFFIX = ".tmp"
 
 U64 = npt.NDArray[np.uint64]
 U32 = npt.NDArray[np.uint32]
+
+PEAK_LOGF_STEPS = 1024  # per octave above 110 Hz, in a uint16
+PEAK_LEVEL_STEPS = 256  # per natural-log unit, in an int16
+_PEAK_PARTS = ("peak_files", "peak_times", "peak_logf", "peak_level")
+
+
+@dataclass(frozen=True)
+class PeakTable:
+    """Peaks of several files: ``files[i]`` owns the next ``counts[i]`` rows, in time order."""
+
+    files: npt.NDArray[np.int64]
+    counts: npt.NDArray[np.int64]
+    times: npt.NDArray[np.int32]
+    logf: npt.NDArray[np.uint16]
+    level: npt.NDArray[np.int16]
+
+    @staticmethod
+    def of(entries: Sequence[tuple[int, Peaks]]) -> PeakTable:
+        parts = [peaks for _, peaks in entries]
+        return PeakTable(
+            files=np.array([file_id for file_id, _ in entries], np.int64),
+            counts=np.array([len(peaks) for peaks in parts], np.int64),
+            times=np.concatenate([p.times for p in parts]).astype(np.int32),
+            logf=np.clip(
+                np.rint((np.concatenate([p.logf for p in parts]) - LOGF_FLOOR) * PEAK_LOGF_STEPS),
+                0,
+                65535,
+            ).astype(np.uint16),
+            level=np.clip(
+                np.rint(np.concatenate([p.level for p in parts]) * PEAK_LEVEL_STEPS),
+                -32768,
+                32767,
+            ).astype(np.int16),
+        )
+
+    def row_files(self) -> npt.NDArray[np.int64]:
+        return np.repeat(self.files, self.counts)
 
 
 class IndexStoreError(Exception):
@@ -98,6 +140,7 @@ class Segment:
     name: str
     keys: U32
     payload: U64
+    peaks: PeakTable
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -136,47 +179,71 @@ class SegmentStore:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def write(self, name: str, keys: U32, payload: U64) -> int:
+    def write(self, name: str, keys: U32, payload: U64, peaks: PeakTable) -> int:
         """Sort and store a segment durably under ``name``; return its size in bytes."""
         order = np.argsort(keys, kind="stable")
         final = self.segments_dir / name
         temporary = self.segments_dir / (name + _TEMP_SUFFIX)
         temporary.mkdir(parents=True)
-        for filename, array in (("keys.npy", keys[order]), ("payload.npy", payload[order])):
-            with (temporary / filename).open("wb") as handle:
+        arrays: dict[str, npt.NDArray[Any]] = {
+            "keys": keys[order],
+            "payload": payload[order],
+            "peak_files": np.stack([peaks.files, peaks.counts], axis=1),
+            "peak_times": peaks.times,
+            "peak_logf": peaks.logf,
+            "peak_level": peaks.level,
+        }
+        size = 0
+        for part, array in arrays.items():
+            with (temporary / f"{part}.npy").open("wb") as handle:
                 np.save(handle, np.ascontiguousarray(array))
                 handle.flush()
                 os.fsync(handle.fileno())
+            size += array.nbytes
         _fsync_dir(temporary)
         temporary.rename(final)
         _fsync_dir(self.segments_dir)
-        return int(keys.nbytes + payload.nbytes)
+        return int(size)
 
     def open(self, name: str) -> Segment:
         folder = self.segments_dir / name
         try:
             keys = np.load(folder / "keys.npy", mmap_mode="r")
             payload = np.load(folder / "payload.npy", mmap_mode="r")
+            files, times, logf, level = (
+                np.load(folder / f"{part}.npy", mmap_mode="r") for part in _PEAK_PARTS
+            )
         except (OSError, ValueError) as error:
             raise IndexStoreError(
                 f"index segment {name} in {self.segments_dir} is missing or damaged ({error});"
                 " the files it held must be indexed again"
             ) from error
-        return Segment(name, keys, payload)
+        table = np.asarray(files).reshape(-1, 2)
+        peaks = PeakTable(table[:, 0].copy(), table[:, 1].copy(), times, logf, level)
+        return Segment(name, keys, payload, peaks)
 
     def merge(
         self, segments: Sequence[Segment], live: npt.NDArray[np.bool_] | None
-    ) -> tuple[str, int]:
-        """Write one segment with the rows of ``segments`` whose file is live; its name, rows."""
+    ) -> tuple[str, int, int]:
+        """Write one segment of the rows of ``segments`` whose file is live: name, rows, bytes."""
         keys = np.concatenate([segment.keys for segment in segments])
         payload = np.concatenate([segment.payload for segment in segments])
+        peak_files = np.concatenate([segment.peaks.row_files() for segment in segments])
+        times = np.concatenate([segment.peaks.times for segment in segments])
+        logf = np.concatenate([segment.peaks.logf for segment in segments])
+        level = np.concatenate([segment.peaks.level for segment in segments])
         if live is not None:
-            ids = (payload >> np.uint64(_FILE_SHIFT)).astype(np.int64)
-            keep = live[np.minimum(ids, len(live) - 1)] & (ids < len(live))
+            keep = _alive(live, (payload >> np.uint64(_FILE_SHIFT)).astype(np.int64))
             keys, payload = keys[keep], payload[keep]
+            keep = _alive(live, peak_files)
+            peak_files, times, logf, level = peak_files[keep], times[keep], logf[keep], level[keep]
+        # Files never span segments, so a stable sort by file keeps each file's peaks in order.
+        order = np.argsort(peak_files, kind="stable")
+        files, counts = np.unique(peak_files[order], return_counts=True)
+        table = PeakTable(files, counts, times[order], logf[order], level[order])
         name = self.new_name()
-        self.write(name, keys, payload)
-        return name, len(keys)
+        size = self.write(name, keys, payload, table)
+        return name, len(keys), size
 
     def delete(self, names: Iterable[str]) -> None:
         for name in names:
@@ -194,6 +261,10 @@ class SegmentStore:
         if not self.segments_dir.is_dir():
             return 0
         return sum(path.stat().st_size for path in self.segments_dir.rglob("*.npy"))
+
+
+def _alive(live: npt.NDArray[np.bool_], ids: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+    return (ids < len(live)) & live[np.minimum(ids, len(live) - 1)]
 
 
 def plan_merges(sizes: dict[str, int], fan_in: int = 4, base: int = 1 << 20) -> list[list[str]]:
@@ -222,6 +293,26 @@ class IndexReader:
         self.live = np.zeros(int(ids.max()) + 1 if len(ids) else 1, dtype=bool)
         self.live[ids] = True
         self.file_count = len(ids)
+        # Where each file's peaks are: segment, first row, row count.
+        self._peak_rows: dict[int, tuple[PeakTable, int, int]] = {}
+        for segment in self.segments:
+            table = segment.peaks
+            starts = np.cumsum(table.counts) - table.counts
+            for file_id, start, count in zip(table.files, starts, table.counts, strict=True):
+                self._peak_rows[int(file_id)] = (table, int(start), int(count))
+
+    def peaks(self, file_id: int, first_frame: int, last_frame: int) -> Peaks | None:
+        """The stored peaks of a file between two of its frames, or None if it has none."""
+        where = self._peak_rows.get(file_id)
+        if where is None or not self.live[min(file_id, len(self.live) - 1)]:
+            return None
+        table, start, count = where
+        times = table.times[start : start + count]
+        lo, hi = np.searchsorted(times, [first_frame, last_frame])
+        rows = slice(start + int(lo), start + int(hi))
+        logf = (np.asarray(table.logf[rows]) / PEAK_LOGF_STEPS + LOGF_FLOOR).astype(np.float32)
+        level = (np.asarray(table.level[rows]) / PEAK_LEVEL_STEPS).astype(np.float32)
+        return Peaks(np.asarray(table.times[rows]), logf, np.zeros_like(level), level)
 
     @property
     def rows(self) -> int:
@@ -250,7 +341,7 @@ class IndexReader:
             return Candidates(empty, empty, empty, empty, empty)
         found = unpack(np.concatenate(queries), np.concatenate(payloads))
         ids = found.file_ids
-        alive = (ids < len(self.live)) & self.live[np.minimum(ids, len(self.live) - 1)]
+        alive = _alive(self.live, ids)
         return Candidates(
             found.query[alive],
             ids[alive],

@@ -29,6 +29,7 @@ from set2tracks.fingerprint.index import (
     MAX_FILE_ID,
     IndexReader,
     IndexStoreError,
+    PeakTable,
     Segment,
     SegmentStore,
     pack,
@@ -225,7 +226,8 @@ def _commit_batch(
     payload = np.concatenate([p for _, p in packed])
     name = store.new_name()
     try:
-        size = store.write(name, keys, payload)
+        peaks = PeakTable.of([(row.id, item.peaks) for row, item in zip(rows, batch, strict=True)])
+        size = store.write(name, keys, payload, peaks)
         db.session.add(FingerprintSegment(name=name, rows=len(keys), size_bytes=size))
         db.session.commit()
     except BaseException:
@@ -292,11 +294,7 @@ def compact(store: SegmentStore, force: bool = False) -> int:
         live = _live_mask()
         for names in groups:
             opened = [store.open(name) for name in names]
-            name, rows = store.merge(opened, live)
-            size = sum(
-                (store.segments_dir / name / part).stat().st_size
-                for part in ("keys.npy", "payload.npy")
-            )
+            name, rows, size = store.merge(opened, live)
             db.session.execute(delete(FingerprintSegment).where(FingerprintSegment.name.in_(names)))
             db.session.add(FingerprintSegment(name=name, rows=rows, size_bytes=size))
             try:
@@ -420,7 +418,7 @@ def identify(mix: Path, min_confidence: float = 0.0) -> Identified:
     if not mix.is_file():
         raise LibraryError(f"{mix}: no such file")
     try:
-        tracklist = engine.identify(reader, decode(mix))
+        tracklist = engine.identify(reader, decode(mix), reference_peaks=reader.peaks)
     except AudioError as error:
         raise LibraryError(f"{mix}: not audio ffmpeg can decode ({error})") from error
     ids = {found.file_id for found in tracklist.found}

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -116,6 +116,8 @@ class Found:
     pitch: float
     confidence: float
     matches: int
+    # The play's line: reference seconds = offset + speed x mix seconds.
+    offset: float
 
 
 @dataclass(frozen=True)
@@ -133,8 +135,12 @@ class Matcher:
         self._open: dict[int, _Play] = {}
         self._closed: list[_Play] = []
 
-    def identify(self, blocks: Iterable[Samples]) -> Tracklist:
-        extractor = Extractor()
+    def identify(
+        self,
+        blocks: Iterable[Samples],
+        on_spectrogram: Callable[[npt.NDArray[np.float32]], None] | None = None,
+    ) -> Tracklist:
+        extractor = Extractor(on_spectrogram)
         for block in blocks:
             self._take(extractor.feed(block), final=False)
         self._take(extractor.finish(), final=True)
@@ -305,6 +311,7 @@ class Matcher:
             pitch=round(pitch, 4),
             confidence=round(confidence, 3),
             matches=int(on_core.sum()),
+            offset=offset,
         )
 
 
