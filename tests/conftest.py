@@ -87,6 +87,7 @@ def base_config(backends: Backends, tmp_path: Path, **overrides: Any) -> dict[st
         "SQLALCHEMY_DATABASE_URI": backends.database_url,
         "SESSION_FILE_DIR": str(tmp_path / "sessions"),
         "UPLOAD_DIR": str(tmp_path / "uploads"),
+        "FINGERPRINT_DIR": str(tmp_path / "fingerprints"),
         "RATELIMIT_ENABLED": False,
         "INLINE_JOBS_THREADED": False,
     }

@@ -6,6 +6,7 @@ so a four-hour mix costs the same memory as a four-minute track.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import tempfile
@@ -83,6 +84,8 @@ def decode(
 
 def _first_line(stderr: bytes) -> str:
     for line in stderr.decode("utf-8", "replace").splitlines():
-        if line.strip():
-            return line.strip()[:300]
+        # ffmpeg prefixes messages with "[demuxer @ 0x55d...]": the address means nothing.
+        line = re.sub(r"^\[[^\]]*@ 0x[0-9a-f]+\]\s*", "", line.strip())
+        if line:
+            return line[:300]
     return ""

@@ -247,7 +247,11 @@ class SegmentStore:
 
     def delete(self, names: Iterable[str]) -> None:
         for name in names:
-            shutil.rmtree(self.segments_dir / name, ignore_errors=True)
+            path = self.segments_dir / name
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
 
     def sweep(self, committed: set[str]) -> list[str]:
         """Delete segment folders no committed row names (interrupted writes, merged-away)."""
@@ -304,7 +308,7 @@ class IndexReader:
     def peaks(self, file_id: int, first_frame: int, last_frame: int) -> Peaks | None:
         """The stored peaks of a file between two of its frames, or None if it has none."""
         where = self._peak_rows.get(file_id)
-        if where is None or not self.live[min(file_id, len(self.live) - 1)]:
+        if where is None or not _alive(self.live, np.array([file_id]))[0]:
             return None
         table, start, count = where
         times = table.times[start : start + count]

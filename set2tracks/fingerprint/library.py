@@ -83,14 +83,21 @@ def _init_worker(known: frozenset[str]) -> None:
     _known_hashes = known
 
 
-def _fingerprint_job(path: Path) -> engine.FileFingerprints | str | None:
-    """In a worker: the file's fingerprints, None when already indexed, or why it failed."""
+@dataclass(frozen=True)
+class Known:
+    """The audio of a file already in the library (``content_hash`` says which)."""
+
+    content_hash: str
+
+
+def _fingerprint_job(path: Path) -> engine.FileFingerprints | Known | str:
+    """In a worker: the file's fingerprints, ``Known`` when indexed already, or why it failed."""
     try:
         digest = scan.content_hash(path)
     except OSError as error:
         return f"cannot read the file ({error.strerror or error})"
     if digest in _known_hashes:
-        return None
+        return Known(digest)
     try:
         return engine.fingerprint_file(path, digest)
     except engine.Unusable as error:
@@ -122,7 +129,8 @@ def add(
             for path, outcome in _fingerprint_all(found.files, known, jobs):
                 if on_progress is not None:
                     on_progress(sizes[path])
-                if outcome is None:
+                if isinstance(outcome, Known):
+                    _follow_move(outcome.content_hash, path)
                     report.already_indexed += 1
                 elif isinstance(outcome, str):
                     report.problems.append((str(path), outcome))
@@ -159,7 +167,7 @@ def _size(path: Path) -> int:
 
 def _fingerprint_all(
     files: Sequence[Path], known: frozenset[str], jobs: int | None
-) -> Iterator[tuple[Path, engine.FileFingerprints | str | None]]:
+) -> Iterator[tuple[Path, engine.FileFingerprints | Known | str]]:
     workers = max(1, jobs or os.cpu_count() or 1)
     if workers == 1 or len(files) <= 1:
         _init_worker(known)
@@ -172,7 +180,7 @@ def _fingerprint_all(
     pool = ProcessPoolExecutor(
         workers, mp_context=context, initializer=_init_worker, initargs=(known,)
     )
-    pending: dict[Future[engine.FileFingerprints | str | None], Path] = {}
+    pending: dict[Future[engine.FileFingerprints | Known | str], Path] = {}
     queue = iter(files)
     try:
         while True:
@@ -238,6 +246,17 @@ def _commit_batch(
     report.audio_seconds += sum(item.duration for item in batch)
 
 
+def _follow_move(content_hash: str, path: Path) -> None:
+    """A known file found at a new path while its old path is gone: it was moved."""
+    row = db.session.scalar(select(LibraryFile).where(LibraryFile.content_hash == content_hash))
+    if row is None or row.path == str(path) or Path(row.path).exists():
+        return
+    if db.session.scalar(select(exists().where(LibraryFile.path == str(path)))):
+        return  # another file's old entry holds that path: the next add sorts it out
+    row.path = str(path)
+    db.session.commit()
+
+
 def _catalogue_track(item: engine.FileFingerprints) -> Track:
     """The catalogue track a library file stands for: the one with its ISRC, or a new one."""
     tags = item.tags
@@ -262,10 +281,17 @@ def _catalogue_track(item: engine.FileFingerprints) -> Track:
 
 
 def _forget(library_file: LibraryFile) -> None:
-    """Delete a library file's row; its catalogue track goes too unless a tracklist uses it."""
+    """Delete a library file's row, and its catalogue track if nothing else needs it.
+
+    A track a tracklist uses, or one the catalogue knew before the file was linked to it
+    (it has a Shazam, Spotify or Apple Music key), stays, unlinked.
+    """
     track = library_file.track
     db.session.delete(library_file)
-    if track is not None and not db.session.scalar(
+    if track is None:
+        return
+    known_elsewhere = track.shazam_key or track.spotify_id or track.apple_music_id
+    if not known_elsewhere and not db.session.scalar(
         select(exists().where(SetTrack.track_id == track.id))
     ):
         db.session.delete(track)
@@ -343,7 +369,8 @@ def open_reader() -> IndexReader:
 def files(prefix: str | None = None) -> list[LibraryFile]:
     query = select(LibraryFile).order_by(LibraryFile.path)
     if prefix is not None:
-        query = query.where(LibraryFile.path.startswith(prefix, autoescape=True))
+        # Not LIKE: SQLite's LIKE ignores case, and /music/Live is not under /music/live.
+        query = query.where(func.substr(LibraryFile.path, 1, len(prefix)) == prefix)
     return list(db.session.scalars(query))
 
 

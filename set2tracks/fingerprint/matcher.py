@@ -191,9 +191,13 @@ class Matcher:
     def _lookup(self, quads: Quads) -> Matches:
         if not len(quads):
             return Matches.concat([])
-        probes = np.concatenate([quads.hashes, neighbour_band_hashes(quads.hashes, quads.logf)])
-        found = self.reader.lookup(probes)
-        query = found.query % len(quads)
+        neighbours = neighbour_band_hashes(quads.hashes, quads.logf)
+        # An anchor at the edge of the lowest or highest band has no neighbour to probe.
+        extra = np.flatnonzero(neighbours != quads.hashes)
+        found = self.reader.lookup(np.concatenate([quads.hashes, neighbours[extra]]))
+        query = np.where(
+            found.query < len(quads), found.query, extra[np.maximum(found.query - len(quads), 0)]
+        )
         speed = found.spans / quads.spans[query].astype(np.float64)
         log_pitch = (quads.logf[query].astype(np.float64) - found.logf) / LOGF_PAYLOAD_STEPS
         low, high = SPEED_RANGE
