@@ -6,18 +6,23 @@ so a four-hour mix costs the same memory as a four-minute track.
 
 from __future__ import annotations
 
+import contextlib
+import queue
 import re
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import numpy.typing as npt
 
 SAMPLE_RATE = 8000
 BLOCK_SECONDS = 30.0
+READ_AHEAD_BLOCKS = 4  # two minutes of audio decoded ahead of the caller at most
 
 Samples = npt.NDArray[np.float32]
 
@@ -63,23 +68,45 @@ def decode(
         subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors) as process,  # noqa: S603
     ):
         assert process.stdout is not None
+        # A thread keeps the pipe drained so ffmpeg decodes ahead while the caller computes
+        # (a pipe holds 64 KB: without it, ffmpeg would wait for every block to be used).
+        blocks: queue.Queue[bytes | None] = queue.Queue(maxsize=READ_AHEAD_BLOCKS)
+        stop = threading.Event()
+        reader = threading.Thread(
+            target=_pump, args=(process.stdout, block_bytes, blocks, stop), daemon=True
+        )
+        reader.start()
         try:
             pending = b""
-            while chunk := process.stdout.read(block_bytes):
+            while (chunk := blocks.get()) is not None:
                 data = pending + chunk
                 usable = len(data) - len(data) % 4
                 pending = data[usable:]
                 if usable:
                     yield np.frombuffer(data[:usable], dtype=np.float32)
         finally:
+            stop.set()
             if process.poll() is None:
                 process.kill()
+            while reader.is_alive():
+                with contextlib.suppress(queue.Empty):
+                    blocks.get(timeout=0.1)
             process.wait()
         if process.returncode != 0:
             errors.seek(0)
             raise AudioError(
                 _first_line(errors.read()) or f"ffmpeg exited with {process.returncode}"
             )
+
+
+def _pump(
+    stream: IO[bytes], size: int, blocks: queue.Queue[bytes | None], stop: threading.Event
+) -> None:
+    try:
+        while not stop.is_set() and (chunk := stream.read(size)):
+            blocks.put(chunk)
+    finally:
+        blocks.put(None)
 
 
 def _first_line(stderr: bytes) -> str:

@@ -50,6 +50,8 @@ MIN_WINDOWS = 2
 EXTEND_SECONDS = 40.0
 EXTEND_GAP_SECONDS = 4.0
 ON_LINE_SECONDS = 0.25
+SAME_SPEED = 0.005
+SAME_OFFSET_SECONDS = 2.0
 _BUFFER_SLICES = int(EXTEND_SECONDS / SLICE_SECONDS)
 
 F64 = npt.NDArray[np.float64]
@@ -146,9 +148,38 @@ class Matcher:
         self._take(extractor.finish(), final=True)
         self._closed.extend(self._open.values())
         self._open.clear()
-        found = [play for play in (self._resolve(p) for p in self._closed) if play is not None]
+        resolved = [(play, self._resolve(play)) for play in self._closed]
+        found = self._join([(play, one) for play, one in resolved if one is not None])
         found.sort(key=lambda play: (play.start, play.end))
         return Tracklist(duration=extractor.seconds, found=found)
+
+    def _join(self, plays: list[tuple[_Play, Found]]) -> list[Found]:
+        """One play split by a stretch the fingerprints missed (a breakdown) is one entry.
+
+        Same file, same line: the track kept playing. A track played again later, or a
+        loop, lands on another line and stays a separate entry.
+        """
+        plays.sort(key=lambda pair: (pair[1].file_id, pair[1].start))
+        joined: list[tuple[_Play, Found]] = []
+        for play, found in plays:
+            if joined:
+                last_play, last = joined[-1]
+                same_line = (
+                    last.file_id == found.file_id
+                    and abs(last.speed / found.speed - 1) <= SAME_SPEED
+                    and abs(last.offset - found.offset) <= SAME_OFFSET_SECONDS
+                )
+                if same_line:
+                    merged = _Play(
+                        found.file_id,
+                        hits=last_play.hits + play.hits,
+                        around=last_play.around + play.around,
+                    )
+                    if (again := self._resolve(merged)) is not None:
+                        joined[-1] = (merged, again)
+                        continue
+            joined.append((play, found))
+        return [found for _, found in joined]
 
     # Streaming: quads arrive in anchor order; a slice is complete once a later anchor shows.
 
