@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from set2tracks.fingerprint.features import LOGF_FLOOR, Peaks, Quads
+from set2tracks.fingerprint.features import LOGF_FLOOR, LOGF_PAYLOAD_STEPS, Peaks, Quads
 
 FILE_BITS = 24
 TIME_BITS = 22
@@ -46,6 +46,13 @@ MAX_FRAME = (1 << TIME_BITS) - 1
 
 _TIME_SHIFT = SPAN_BITS + LOGF_BITS
 _FILE_SHIFT = TIME_BITS + _TIME_SHIFT
+
+# Lookups skip a hash shared by more rows than this share of a segment (and at least
+# MIN_BUCKET_CAP): about a thousand rows in a 10,000-track index.
+BUCKET_CAP_SHARE = 5e-6
+MIN_BUCKET_CAP = 256
+# Merging stops at this size: a merge sorts in memory, about 30 bytes a row at most.
+MAX_SEGMENT_ROWS = 64 << 20
 
 SEGMENTS_DIR = "segments"
 LOCK_FILE = ".writer.lock"
@@ -111,6 +118,17 @@ def pack(file_id: int, quads: Quads) -> tuple[U32, U64]:
         | np.clip(quads.logf[keep], 0, (1 << LOGF_BITS) - 1).astype(np.uint64)
     )
     return quads.hashes[keep], payload.astype(np.uint64)
+
+
+@dataclass(frozen=True)
+class Matched:
+    """Rows that passed the speed and pitch tests, decoded."""
+
+    query: npt.NDArray[np.int64]
+    file_ids: npt.NDArray[np.int64]
+    times: npt.NDArray[np.int64]  # the reference anchor's frame
+    speed: npt.NDArray[np.float32]
+    log_pitch: npt.NDArray[np.float32]
 
 
 @dataclass(frozen=True)
@@ -271,11 +289,18 @@ def _alive(live: npt.NDArray[np.bool_], ids: npt.NDArray[np.int64]) -> npt.NDArr
     return (ids < len(live)) & live[np.minimum(ids, len(live) - 1)]
 
 
-def plan_merges(sizes: dict[str, int], fan_in: int = 4, base: int = 1 << 20) -> list[list[str]]:
-    """Size-tiered merging: whenever ``fan_in`` segments share a size tier, merge them.
+def plan_merges(
+    sizes: dict[str, int],
+    fan_in: int = 4,
+    base: int = 1 << 20,
+    max_rows: int = MAX_SEGMENT_ROWS,
+) -> list[list[str]]:
+    """Size-tiered merging: every ``fan_in`` segments of one size tier are merged into one.
 
     Tier = how many times ``fan_in`` fits between ``base`` rows and the segment's rows, so
     every row is rewritten about log_fan_in(index rows / base) times over the index's life.
+    A merge whose result would pass ``max_rows`` is not done: a few big segments cost a
+    lookup little, and merging them would need their whole size in memory.
     """
     tiers: dict[int, list[str]] = {}
     for name, rows in sizes.items():
@@ -283,9 +308,14 @@ def plan_merges(sizes: dict[str, int], fan_in: int = 4, base: int = 1 << 20) -> 
         while rows >= base * fan_in ** (tier + 1):
             tier += 1
         tiers.setdefault(tier, []).append(name)
-    return [
-        sorted(names, key=sizes.__getitem__) for names in tiers.values() if len(names) >= fan_in
-    ]
+    groups = []
+    for names in tiers.values():
+        names = sorted(names, key=lambda name: (sizes[name], name))
+        for first in range(0, len(names) - fan_in + 1, fan_in):
+            group = names[first : first + fan_in]
+            if sum(sizes[name] for name in group) <= max_rows:
+                groups.append(group)
+    return groups
 
 
 class IndexReader:
@@ -324,6 +354,50 @@ class IndexReader:
 
     def lookup(self, hashes: U32) -> Candidates:
         """Every live index row whose hash equals one of ``hashes``."""
+        query, payload = self._rows(hashes)
+        found = unpack(query, payload)
+        alive = _alive(self.live, found.file_ids)
+        return Candidates(
+            found.query[alive],
+            found.file_ids[alive],
+            found.times[alive],
+            found.spans[alive],
+            found.logf[alive],
+        )
+
+    def matches(
+        self,
+        hashes: U32,
+        spans: npt.NDArray[np.float32],
+        logf: npt.NDArray[np.int16],
+        speeds: tuple[float, float],
+        max_log_pitch: float,
+    ) -> Matched:
+        """Rows for query quads whose playback speed and pitch fall in range.
+
+        ``spans[i]`` and ``logf[i]`` describe the quad of ``hashes[i]``. The two tests run on
+        the packed rows before anything else is decoded: in a big library most rows fail
+        them, and decoding is what costs.
+        """
+        query, payload = self._rows(hashes)
+        packed = payload.view(np.int64)  # below 2**63: the file id has 24 bits
+        speed = ((packed >> LOGF_BITS) & ((1 << SPAN_BITS) - 1)).astype(np.float32) / spans[query]
+        keep = (speed >= speeds[0]) & (speed <= speeds[1])
+        packed, query, speed = packed[keep], query[keep], speed[keep]
+        log_pitch = (logf[query] - (packed & ((1 << LOGF_BITS) - 1))).astype(np.float32)
+        log_pitch /= LOGF_PAYLOAD_STEPS
+        files = packed >> _FILE_SHIFT
+        keep = (np.abs(log_pitch) <= max_log_pitch) & _alive(self.live, files)
+        packed = packed[keep]
+        return Matched(
+            query=query[keep],
+            file_ids=files[keep],
+            times=(packed >> _TIME_SHIFT) & MAX_FRAME,
+            speed=speed[keep],
+            log_pitch=log_pitch[keep],
+        )
+
+    def _rows(self, hashes: U32) -> tuple[npt.NDArray[np.int64], U64]:
         order = np.argsort(hashes, kind="stable")
         sorted_hashes = hashes[order]
         queries: list[npt.NDArray[np.int64]] = []
@@ -332,27 +406,19 @@ class IndexReader:
             lo = np.searchsorted(segment.keys, sorted_hashes, side="left")
             hi = np.searchsorted(segment.keys, sorted_hashes, side="right")
             counts = hi - lo
+            # A hash that thousands of rows share says next to nothing about which track
+            # plays, and would cost more than all the others together: skip it.
+            counts[counts > max(MIN_BUCKET_CAP, int(len(segment) * BUCKET_CAP_SHARE))] = 0
             total = int(counts.sum())
             if not total:
                 continue
             which = np.repeat(np.arange(len(sorted_hashes)), counts)
-            starts = np.repeat(lo - np.cumsum(counts) + counts, counts)
-            rows = starts + np.arange(total)
+            rows = np.repeat(lo - np.cumsum(counts) + counts, counts) + np.arange(total)
             queries.append(order[which])
             payloads.append(np.asarray(segment.payload[rows]))
         if not queries:
-            empty = np.empty(0, np.int64)
-            return Candidates(empty, empty, empty, empty, empty)
-        found = unpack(np.concatenate(queries), np.concatenate(payloads))
-        ids = found.file_ids
-        alive = _alive(self.live, ids)
-        return Candidates(
-            found.query[alive],
-            ids[alive],
-            found.times[alive],
-            found.spans[alive],
-            found.logf[alive],
-        )
+            return np.empty(0, np.int64), np.empty(0, np.uint64)
+        return np.concatenate(queries), np.concatenate(payloads)
 
 
 def _fsync_dir(path: Path) -> None:

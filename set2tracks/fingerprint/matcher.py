@@ -30,7 +30,6 @@ import numpy.typing as npt
 from set2tracks.fingerprint.audio import Samples
 from set2tracks.fingerprint.features import (
     FRAME_SECONDS,
-    LOGF_PAYLOAD_STEPS,
     Extractor,
     Quads,
     neighbour_band_hashes,
@@ -225,20 +224,21 @@ class Matcher:
         neighbours = neighbour_band_hashes(quads.hashes, quads.logf)
         # An anchor at the edge of the lowest or highest band has no neighbour to probe.
         extra = np.flatnonzero(neighbours != quads.hashes)
-        found = self.reader.lookup(np.concatenate([quads.hashes, neighbours[extra]]))
-        query = np.where(
-            found.query < len(quads), found.query, extra[np.maximum(found.query - len(quads), 0)]
+        probe = np.concatenate([np.arange(len(quads)), extra])
+        found = self.reader.matches(
+            np.concatenate([quads.hashes, neighbours[extra]]),
+            quads.spans[probe].astype(np.float32),
+            quads.logf[probe],
+            SPEED_RANGE,
+            math.log2(SPEED_RANGE[1]),
         )
-        speed = found.spans / quads.spans[query].astype(np.float64)
-        log_pitch = (quads.logf[query].astype(np.float64) - found.logf) / LOGF_PAYLOAD_STEPS
-        low, high = SPEED_RANGE
-        keep = (speed >= low) & (speed <= high) & (np.abs(log_pitch) <= math.log2(high))
+        query = probe[found.query]
         return Matches(
-            found.file_ids[keep],
-            quads.times[query[keep]].astype(np.float64) * FRAME_SECONDS,
-            found.times[keep].astype(np.float64) * FRAME_SECONDS,
-            speed[keep],
-            log_pitch[keep],
+            found.file_ids,
+            quads.times[query].astype(np.float64) * FRAME_SECONDS,
+            found.times.astype(np.float64) * FRAME_SECONDS,
+            found.speed.astype(np.float64),
+            found.log_pitch.astype(np.float64),
         )
 
     # Voting in one window.

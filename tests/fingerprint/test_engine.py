@@ -244,10 +244,11 @@ def test_an_anchor_without_a_neighbour_band_is_looked_up_once() -> None:
     asked: list[list[int]] = []
 
     class Recorder:
-        def lookup(self, probes: np.ndarray) -> index.Candidates:
+        def matches(self, probes: np.ndarray, *rest: object) -> index.Matched:
             asked.append(probes.tolist())
             empty = np.empty(0, np.int64)
-            return index.Candidates(empty, empty, empty, empty, empty)
+            nothing = np.empty(0, np.float32)
+            return index.Matched(empty, empty, empty, nothing, nothing)
 
     matcher.Matcher(Recorder())._lookup(quads)  # type: ignore[arg-type]
 
@@ -484,6 +485,14 @@ def test_plan_merges_groups_four_segments_of_a_tier() -> None:
 
     assert groups == [["small-0", "small-1", "small-2", "small-3"]]
     assert index.plan_merges({name: small[name] for name in list(small)[:3]}) == []
+
+
+def test_plan_merges_never_builds_a_segment_past_the_cap() -> None:
+    # Merging sorts in memory: segments that would together pass the cap stay apart.
+    sizes = {f"seg-{n}": 20 << 20 for n in range(8)}
+
+    assert index.plan_merges(sizes, max_rows=64 << 20) == []
+    assert len(index.plan_merges(sizes, max_rows=80 << 20)) == 2
 
 
 # The engine on files.
