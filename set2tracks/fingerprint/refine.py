@@ -25,6 +25,7 @@ from typing import BinaryIO
 
 import numpy as np
 import numpy.typing as npt
+from scipy.ndimage import maximum_filter
 
 from set2tracks.fingerprint import features
 from set2tracks.fingerprint.matcher import Found
@@ -150,8 +151,9 @@ def envelope(
     # error is several frames. Each stretch of the envelope takes the time shift that
     # finds most of the track's peaks there, and the chance test gets the same freedom.
     shifts = range(-MAX_SHIFT_FRAMES, MAX_SHIFT_FRAMES + 1)
-    best_hits, best_shift = _best_shift(spec, rows, cols, seconds, count, shifts)
-    chance_hits, _ = _best_shift(spec, rows, cols + CONTROL_BINS, seconds, count, shifts)
+    near = _near_mix_peaks(spec)
+    best_hits, best_shift = _best_shift(near, rows, cols, seconds, count, shifts)
+    chance_hits, _ = _best_shift(near, rows, cols + CONTROL_BINS, seconds, count, shifts)
     judged = per_second >= MIN_PEAKS
     rate = np.divide(best_hits, per_second, out=np.zeros(count), where=judged)
     chance = chance_hits[judged].sum() / max(per_second[judged].sum(), 1)
@@ -165,7 +167,7 @@ def envelope(
 
 
 def _best_shift(
-    spec: npt.NDArray[np.float32],
+    near: npt.NDArray[np.bool_],
     rows: npt.NDArray[np.int64],
     cols: npt.NDArray[np.int64],
     seconds: npt.NDArray[np.int64],
@@ -175,9 +177,7 @@ def _best_shift(
     """Per second: the peaks found at the time shift best over the 5 s around it, and it."""
     found = np.stack(
         [
-            np.bincount(seconds, weights=_near_mix_peak(spec, rows + shift, cols), minlength=count)[
-                :count
-            ]
+            np.bincount(seconds, weights=near[rows + shift, cols], minlength=count)[:count]
             for shift in shifts
         ]
     )
@@ -186,22 +186,10 @@ def _best_shift(
     return found[choice, np.arange(count)], np.asarray(shifts)[choice]
 
 
-def _near_mix_peak(
-    spec: npt.NDArray[np.float32], rows: npt.NDArray[np.int64], cols: npt.NDArray[np.int64]
-) -> npt.NDArray[np.bool_]:
-    """Whether a local maximum of the mix (3 frames x 5 bins) lies within a frame and a bin."""
-    padded = np.pad(spec, ((2, 2), (3, 3)), constant_values=-np.inf)
-    rows, cols = rows + 2, cols + 3
-    found = np.zeros(len(rows), bool)
-    for dr in (-1, 0, 1):
-        for dc in (-1, 0, 1):
-            r, c = rows + dr, cols + dc
-            value = padded[r, c]
-            neighbourhood = np.max(
-                [padded[r + i, c + j] for i in (-1, 0, 1) for j in (-2, -1, 0, 1, 2)], axis=0
-            )
-            found |= value >= neighbourhood
-    return found
+def _near_mix_peaks(spec: npt.NDArray[np.float32]) -> npt.NDArray[np.bool_]:
+    """Where a local maximum of the mix (3 frames x 5 bins) lies within a frame and a bin."""
+    is_max = (spec >= maximum_filter(spec, size=(3, 5))).view(np.uint8)
+    return maximum_filter(is_max, size=(3, 3)).view(bool)
 
 
 def _edge(
@@ -221,7 +209,7 @@ def _edge(
         # Read a fade-out backwards: it becomes a fade-in.
         audible, level = audible[::-1], level[::-1]
         edge_index = len(audible) - 1 - edge_index
-    onset = _onset(audible, edge_index)
+    onset = _onset(audible, np.isfinite(level), edge_index)
     if onset is None:
         return None
     fade = _fade_start(level, onset)
@@ -231,12 +219,19 @@ def _edge(
     return shape.start + len(audible) - position
 
 
-def _onset(audible: npt.NDArray[np.bool_], edge: int) -> int | None:
-    """The first second from which the track stays audible up to the fingerprinted edge."""
+def _onset(audible: npt.NDArray[np.bool_], judged: npt.NDArray[np.bool_], edge: int) -> int | None:
+    """The first second from which the track stays audible up to the fingerprinted edge.
+
+    Seconds with too few reference peaks to judge (a sparse passage) neither break nor
+    make the run.
+    """
+
+    def share(first: int, last: int) -> float:
+        seen = judged[first:last]
+        return float(audible[first:last][seen].mean()) if seen.any() else 0.0
+
     for second in range(0, edge + 1):
-        if not audible[second]:
-            continue
-        if audible[second : second + 4].mean() >= 0.75 and audible[second : edge + 1].mean() >= 0.6:
+        if audible[second] and share(second, second + 6) >= 0.75 and share(second, edge + 1) >= 0.6:
             return second
     return None
 
