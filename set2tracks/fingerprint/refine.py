@@ -222,13 +222,15 @@ def _edge(
 def _onset(audible: npt.NDArray[np.bool_], judged: npt.NDArray[np.bool_], edge: int) -> int | None:
     """The first second from which the track stays audible up to the fingerprinted edge.
 
-    Seconds with too few reference peaks to judge (a sparse passage) neither break nor
-    make the run.
+    A few seconds with too few reference peaks to judge (a sparse passage) neither break
+    nor make the run; a stretch mostly unjudged proves nothing.
     """
 
     def share(first: int, last: int) -> float:
         seen = judged[first:last]
-        return float(audible[first:last][seen].mean()) if seen.any() else 0.0
+        if 2 * seen.sum() < len(seen):
+            return 0.0
+        return float(audible[first:last][seen].mean())
 
     for second in range(0, edge + 1):
         if audible[second] and share(second, second + 6) >= 0.75 and share(second, edge + 1) >= 0.6:
