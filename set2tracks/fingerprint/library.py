@@ -304,8 +304,8 @@ def _sweep(store: SegmentStore) -> None:
     store.sweep(set(db.session.scalars(select(FingerprintSegment.name))))
 
 
-def compact(store: SegmentStore, force: bool = False) -> int:
-    """Merge segments of similar size (all of them with ``force``); return merges done.
+def compact(store: SegmentStore) -> int:
+    """Merge segments of similar size until no tier holds four; return merges done.
 
     Merging also drops the fingerprints of removed files.
     """
@@ -313,8 +313,6 @@ def compact(store: SegmentStore, force: bool = False) -> int:
     while True:
         segments = {row.name: row.rows for row in db.session.scalars(select(FingerprintSegment))}
         groups = plan_merges(segments)
-        if force and len(segments) > 1:
-            groups = [sorted(segments)]
         if not groups:
             return merges
         live = _live_mask()
@@ -331,7 +329,6 @@ def compact(store: SegmentStore, force: bool = False) -> int:
                 raise
             store.delete(names)
             merges += 1
-        force = False
 
 
 def _live_mask() -> np.ndarray:
