@@ -126,7 +126,12 @@ def stats_command() -> None:
     stats = library.stats()
     click.echo(f"files: {stats.files}")
     click.echo(f"audio: {stats.seconds / 3600:.2f} h")
-    click.echo(f"fingerprints: {stats.rows} in {stats.segments} segment(s)")
+    stale = (
+        f", plus {stats.stale_rows} of removed files until their segment is merged"
+        if stats.stale_rows
+        else ""
+    )
+    click.echo(f"fingerprints: {stats.rows} in {stats.segments} segment(s){stale}")
     click.echo(f"index size: {stats.index_bytes / 1e6:.1f} MB")
 
 

@@ -65,7 +65,8 @@ class Stats:
     files: int
     seconds: float
     segments: int
-    rows: int
+    rows: int  # fingerprints of the files in the library
+    stale_rows: int  # of removed files, still on disk until their segment is merged
     index_bytes: int
 
 
@@ -394,8 +395,12 @@ def remove(targets: Sequence[str]) -> tuple[list[LibraryFile], list[str]]:
 
 
 def stats() -> Stats:
-    count, seconds = db.session.execute(
-        select(func.count(LibraryFile.id), func.coalesce(func.sum(LibraryFile.duration_seconds), 0))
+    count, seconds, live = db.session.execute(
+        select(
+            func.count(LibraryFile.id),
+            func.coalesce(func.sum(LibraryFile.duration_seconds), 0),
+            func.coalesce(func.sum(LibraryFile.fingerprint_count), 0),
+        )
     ).one()
     segments, rows = db.session.execute(
         select(
@@ -406,7 +411,8 @@ def stats() -> Stats:
         files=int(count),
         seconds=float(seconds or 0.0),
         segments=int(segments),
-        rows=int(rows),
+        rows=int(live),
+        stale_rows=max(int(rows) - int(live), 0),
         index_bytes=segment_store().size_on_disk(),
     )
 

@@ -547,9 +547,19 @@ def test_every_fourth_segment_is_merged_without_removed_files(
 ) -> None:
     add(run, music.alpha)
     add(run, music.beta)
+    alpha_rows = db.session.scalar(
+        select(LibraryFile.fingerprint_count).where(LibraryFile.path == str(music.alpha))
+    )
     run("library", "remove", music.alpha)
     add(run, music.gamma)
     assert len(segment_rows()) == 3
+    assert (
+        run("library", "stats")
+        .stdout.splitlines()[2]
+        .endswith(
+            f"in 3 segment(s), plus {alpha_rows} of removed files until their segment is merged"
+        )
+    )
 
     add(run, music.delta)
 
