@@ -7,8 +7,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from set2tracks.fingerprint import scan
 from set2tracks.fingerprint.audio import AudioError, Samples, decode
 from set2tracks.fingerprint.features import Extractor, Peaks, Quads, concat_peaks
@@ -93,9 +91,3 @@ def identify(
         found = [refine(play, tape.frames, reference_peaks) for play in tracklist.found]
     found.sort(key=lambda play: (play.start, play.end))
     return Tracklist(duration=tracklist.duration, found=found)
-
-
-def read_stretch(path: Path, start: float, duration: float) -> Samples:
-    """``duration`` seconds of ``path`` from ``start``, whole (a short stretch)."""
-    blocks = list(decode(path, start=start, duration=duration))
-    return np.concatenate(blocks) if blocks else np.empty(0, np.float32)

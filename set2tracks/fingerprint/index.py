@@ -163,10 +163,6 @@ class Segment:
     def __len__(self) -> int:
         return len(self.keys)
 
-    @property
-    def nbytes(self) -> int:
-        return int(self.keys.nbytes + self.payload.nbytes)
-
     def file_ids(self) -> npt.NDArray[np.int64]:
         return np.unique(self.payload >> np.uint64(_FILE_SHIFT)).astype(np.int64)
 
@@ -326,7 +322,6 @@ class IndexReader:
         ids = np.fromiter(live_ids, dtype=np.int64)
         self.live = np.zeros(int(ids.max()) + 1 if len(ids) else 1, dtype=bool)
         self.live[ids] = True
-        self.file_count = len(ids)
         # Where each file's peaks are: segment, first row, row count.
         self._peak_rows: dict[int, tuple[PeakTable, int, int]] = {}
         for segment in self.segments:
@@ -347,10 +342,6 @@ class IndexReader:
         logf = (np.asarray(table.logf[rows]) / PEAK_LOGF_STEPS + LOGF_FLOOR).astype(np.float32)
         level = (np.asarray(table.level[rows]) / PEAK_LEVEL_STEPS).astype(np.float32)
         return Peaks(np.asarray(table.times[rows]), logf, np.zeros_like(level), level)
-
-    @property
-    def rows(self) -> int:
-        return sum(len(segment) for segment in self.segments)
 
     def lookup(self, hashes: U32) -> Candidates:
         """Every live index row whose hash equals one of ``hashes``."""
