@@ -433,7 +433,7 @@ def build_all(mixes: Sequence[BenchMix]) -> None:
         except (ValueError, RuntimeError, subprocess.CalledProcessError) as error:
             raise BenchError(f"building {mix.name} failed: {error}") from error
         write_truth(mix.truth, mix.path.with_suffix(".truth.json"))
-        _say(f"  built {mix.name}: {len(mix.truth)} excerpts, {mix.truth[-1].end / 60:.1f} min")
+        say(f"  built {mix.name}: {len(mix.truth)} excerpts, {mix.truth[-1].end / 60:.1f} min")
 
     # Longest first, so the hour mix does not start last and hold up the end.
     longest_first = sorted(
@@ -709,7 +709,7 @@ def print_truth(mixes: Sequence[BenchMix]) -> None:
             )
 
 
-def _say(message: str) -> None:
+def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
@@ -771,17 +771,29 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+def missing_prerequisite(pk3: Path) -> str | None:
+    """What the benchmarks need and this machine lacks, said with how to install it."""
     missing = [tool for tool in ("ffmpeg", "ffprobe") if shutil.which(tool) is None]
     if missing:
-        return _fail(f"{' and '.join(missing)} not found: apt-get install ffmpeg")
-    if not args.pk3.is_file():
-        return _fail(f"{args.pk3} not found: apt-get install nexuiz-music")
-    temporary = args.workdir is None
-    workdir = Path(tempfile.mkdtemp(prefix="s2t-bench-")) if temporary else args.workdir
-    workdir = workdir.resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
+        return f"{' and '.join(missing)} not found: apt-get install ffmpeg"
+    if not pk3.is_file():
+        return f"{pk3} not found: apt-get install nexuiz-music"
+    return None
+
+
+def work_folder(given: Path | None, prefix: str) -> tuple[Path, bool]:
+    """The folder to work in (a new temporary one unless given) and whether it is temporary."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix)) if given is None else given
+    folder = folder.resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder, given is None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if (problem := missing_prerequisite(args.pk3)) is not None:
+        return _fail(problem)
+    workdir, temporary = work_folder(args.workdir, "s2t-bench-")
     try:
         return run_bench(args, workdir)
     except BenchError as error:
@@ -790,22 +802,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         if temporary and not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
         else:
-            _say(f"work folder kept: {workdir}")
+            say(f"work folder kept: {workdir}")
 
 
 def _fail(message: str) -> int:
-    _say(f"bench_identify: error: {message}")
+    say(f"bench_identify: error: {message}")
     return 1
 
 
 def run_bench(args: argparse.Namespace, workdir: Path) -> int:
-    _say(f"work folder {workdir}")
+    say(f"work folder {workdir}")
     sources = extract_music(args.pk3, workdir / "music")
     try:
         durations = {source: probe_duration(source) for source in sources}
     except ValueError as error:
         raise BenchError(str(error)) from error
-    _say(f"{len(sources)} tracks, {sum(durations.values()) / 60:.1f} min of music")
+    say(f"{len(sources)} tracks, {sum(durations.values()) / 60:.1f} min of music")
     cli = None
     if not args.build_only:
         cli = Cli(workdir)
@@ -813,7 +825,7 @@ def run_bench(args: argparse.Namespace, workdir: Path) -> int:
     mixes_dir = workdir / "mixes"
     mixes_dir.mkdir(exist_ok=True)
     mixes = plan_mixes(sources, durations, args, mixes_dir)
-    _say(f"building {len(mixes)} mixes")
+    say(f"building {len(mixes)} mixes")
     build_all(mixes)
     if cli is None:
         print_truth(mixes)
@@ -830,11 +842,11 @@ def run_bench(args: argparse.Namespace, workdir: Path) -> int:
         distractor_files = sum(
             1 for path in args.distractors.rglob("*") if path.suffix.lower() in AUDIO_SUFFIXES
         )
-    _say(f"indexing {len(sources)} tracks and {distractor_files} distractor files")
+    say(f"indexing {len(sources)} tracks and {distractor_files} distractor files")
     indexed = cli.run(["library", "add", *map(str, folders)], "library-add")
     index_seconds = indexed.audio_seconds
     if index_seconds is None:
-        _say("library add printed no 'N s of audio in M s' line: timing the whole command")
+        say("library add printed no 'N s of audio in M s' line: timing the whole command")
     index = {
         "files": len(sources) + distractor_files,
         "music_files": len(sources),
@@ -853,7 +865,7 @@ def run_bench(args: argparse.Namespace, workdir: Path) -> int:
 
     results: list[MixResult] = []
     for mix in mixes:
-        _say(f"identifying {mix.name}")
+        say(f"identifying {mix.name}")
         results.append(identify(cli, mix, args.min_confidence))
     report(args, workdir, index, results)
     return 0
@@ -920,7 +932,7 @@ def report(
             ),
         }
         args.json.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-        _say(f"figures written to {args.json}")
+        say(f"figures written to {args.json}")
 
 
 def _result_json(result: MixResult) -> dict[str, Any]:

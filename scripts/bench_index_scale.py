@@ -59,7 +59,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -87,7 +86,10 @@ from bench_identify import (  # noqa: E402
     hour_plan,
     machine,
     machine_name,
+    missing_prerequisite,
+    say,
     score,
+    work_folder,
 )
 
 from set2tracks.fingerprint import audio, engine, features  # noqa: E402
@@ -226,8 +228,8 @@ def real_tracks(sources: Sequence[Path], cache: Path) -> RealTracks:
         with np.load(cache) as data:
             if [str(name) for name in data["names"]] == names:
                 return _unsplit(data, names)
-        _say("the real tracks changed: fingerprinting them again")
-    _say(f"fingerprinting {len(sources)} real tracks")
+        say("the real tracks changed: fingerprinting them again")
+    say(f"fingerprinting {len(sources)} real tracks")
     began = time.perf_counter()
     prints = [engine.fingerprint_file(source) for source in sources]
     elapsed = time.perf_counter() - began
@@ -435,7 +437,7 @@ def build_index(options: BuildOptions) -> BuildReport:
     first_synthetic = len(real.names) + 1
     last_id = len(real.names) + synthetic_files
     synthesizer = Synthesizer(real.all_quads(), options.model, options.seed)
-    _say(
+    say(
         f"real tracks: {real.rows} rows in {real.seconds / 60:.1f} min = {rate:.1f} rows/s; "
         f"adding {synthetic_files} synthetic tracks of {rows_per_track} rows "
         f"({synthetic_files * TRACK_SECONDS / 3600:.0f} h, hash model {options.model})"
@@ -467,7 +469,7 @@ def build_index(options: BuildOptions) -> BuildReport:
             sizes[name] = len(keys)
             del keys, payload
             if number % 10 == 9 or number == len(plan) - 1:
-                _say(f"  {number + 1}/{len(plan)} segments written")
+                say(f"  {number + 1}/{len(plan)} segments written")
         write_seconds = time.perf_counter() - began
         began = time.perf_counter()
         if not options.segment_rows:
@@ -475,7 +477,7 @@ def build_index(options: BuildOptions) -> BuildReport:
             live[0] = False
             while groups := plan_merges(sizes):
                 for names in groups:
-                    _say(f"  merging {len(names)} segments ({sum(sizes[n] for n in names)} rows)")
+                    say(f"  merging {len(names)} segments ({sum(sizes[n] for n in names)} rows)")
                     opened = [store.open(name) for name in names]
                     name, rows, _ = store.merge(opened, live)
                     del opened
@@ -580,10 +582,10 @@ def hour_mix(sources: Sequence[Path], workdir: Path, seed: int, given: Path | No
     truth_path = path.with_suffix(".truth.json")
     if path.is_file() and truth_path.is_file():
         mix.truth = read_truth(truth_path)
-        _say(f"reusing the mix {path}")
+        say(f"reusing the mix {path}")
         return mix
     path.parent.mkdir(parents=True, exist_ok=True)
-    _say("building the hour mix")
+    say("building the hour mix")
     build_all([mix])
     return mix
 
@@ -921,15 +923,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    missing = [tool for tool in ("ffmpeg", "ffprobe") if shutil.which(tool) is None]
-    if missing:
-        return _fail(f"{' and '.join(missing)} not found: apt-get install ffmpeg")
-    if not args.pk3.is_file():
-        return _fail(f"{args.pk3} not found: apt-get install nexuiz-music")
-    temporary = args.workdir is None
-    workdir = Path(tempfile.mkdtemp(prefix="s2t-scale-")) if temporary else args.workdir
-    workdir = workdir.resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
+    if (problem := missing_prerequisite(args.pk3)) is not None:
+        return _fail(problem)
+    workdir, temporary = work_folder(args.workdir, "s2t-scale-")
     index = workdir / "index"
     try:
         return run_bench(args, workdir, index)
@@ -937,26 +933,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(error))
     finally:
         if args.keep:
-            _say(f"work folder kept: {workdir}")
+            say(f"work folder kept: {workdir}")
         elif temporary:
             shutil.rmtree(workdir, ignore_errors=True)
         else:
             shutil.rmtree(index, ignore_errors=True)
-            _say(f"index deleted; real fingerprints and mix kept in {workdir}")
+            say(f"index deleted; real fingerprints and mix kept in {workdir}")
 
 
 def _fail(message: str) -> int:
-    _say(f"bench_index_scale: error: {message}")
+    say(f"bench_index_scale: error: {message}")
     return 1
-
-
-def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def run_bench(args: argparse.Namespace, workdir: Path, index: Path) -> int:
     version = engine_version()
-    _say(f"work folder {workdir}; engine {version}; load {load()}")
+    say(f"work folder {workdir}; engine {version}; load {load()}")
     sources = extract_music(args.pk3, workdir / "music")
     expected_rows = 90 * 3600 * (args.hours + 2)
     free = shutil.disk_usage(workdir).free
@@ -980,7 +972,7 @@ def run_bench(args: argparse.Namespace, workdir: Path, index: Path) -> int:
     # A process of its own: the build's memory is its peak, not this process's.
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         build = pool.submit(build_index, options).result()
-    _say(
+    say(
         f"index built: {build.rows:,} rows in {len(build.segments)} segment(s), "
         f"peak RSS {build.peak_rss_mib:.0f} MiB"
     )
@@ -995,11 +987,11 @@ def run_bench(args: argparse.Namespace, workdir: Path, index: Path) -> int:
     names = [source.name for source in sources]
     runs = []
     for label in ("cold page cache", "warm page cache"):
-        _say(f"identifying {mix.path.name} ({label}); load {load()}")
+        say(f"identifying {mix.path.name} ({label}); load {load()}")
         runs.append(identify_run(label, reader, mix, names))
-        _say(f"  {runs[-1].x_realtime:.0f}x real time")
+        say(f"  {runs[-1].x_realtime:.0f}x real time")
     if args.profile:
-        _say("identifying once more under cProfile")
+        say("identifying once more under cProfile")
         runs.append(
             identify_run("warm, under cProfile", reader, mix, names, workdir / "identify.prof")
         )
@@ -1035,7 +1027,7 @@ def run_bench(args: argparse.Namespace, workdir: Path, index: Path) -> int:
     print("\n".join(lines))
     if args.json is not None:
         args.json.write_text(json.dumps(figures, indent=2, default=str) + "\n", encoding="utf-8")
-        _say(f"figures written to {args.json}")
+        say(f"figures written to {args.json}")
     return 0
 
 
