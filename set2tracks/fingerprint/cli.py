@@ -22,8 +22,7 @@ def _fail(error: Exception) -> click.ClickException:
 
 
 def _duration(seconds: float) -> str:
-    whole = round(seconds)
-    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+    return tracklist_formats.timestamp(round(seconds), hours=True)
 
 
 def _require_ffmpeg() -> None:
