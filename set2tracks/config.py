@@ -107,7 +107,21 @@ def _origin(value: str) -> bool:
 
 def _http_url(value: str) -> bool:
     parts = urlsplit(value)
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.netloc)
+        and not parts.query
+        and not parts.fragment
+    )
+
+
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+def _public_site_url(value: str) -> bool:
+    """Whether links to this site are safe to email: https, or a loopback address."""
+    parts = urlsplit(value)
+    return parts.scheme == "https" or parts.hostname in LOOPBACK_HOSTS
 
 
 def _smtp_url(value: str) -> bool:
@@ -171,7 +185,8 @@ def load_config(
         "SITE_URL",
         None,
         validate=_check(
-            lambda v: not v or _http_url(v), "must be an http(s) URL such as https://example.com"
+            lambda v: not v or _http_url(v),
+            "must be an http(s) URL such as https://example.com (no query or fragment)",
         ),
     )
     job_timeout = env.int("JOB_TIMEOUT", 45 * 60, validate=Range(30, 6 * 3600))
@@ -208,6 +223,14 @@ def load_config(
             problems["DATABASE_URL"] = "production needs PostgreSQL, not SQLite"
         if flask_debug:
             problems["FLASK_DEBUG"] = "debug mode must be off in production"
+        if "SITE_URL" not in problems:
+            if not site_url:
+                # Reset and invite links must never be built from a Host header a client sent.
+                problems["SITE_URL"] = (
+                    "required in production: the public https address, e.g. https://example.com"
+                )
+            elif not _public_site_url(site_url):
+                problems["SITE_URL"] = "must use https in production (http only for localhost)"
     if problems:
         raise ConfigError(problems)
 
@@ -231,7 +254,7 @@ def load_config(
         "LOG_LEVEL": log_level.upper(),
         "PROXY_FIX_X_FOR": proxy_x_for,
         "PROXY_FIX_X_PROTO": proxy_x_proto,
-        "SITE_URL": site_url or None,
+        "SITE_URL": site_url.rstrip("/") if site_url else None,
         "JOB_TIMEOUT": job_timeout,
         "SMTP_URL": smtp_url or None,
         "MAIL_FROM": mail_from,

@@ -39,6 +39,7 @@ GOOD_PRODUCTION = {
     "SECRET_KEY": "s" * 40,
     "DATABASE_URL": "postgres://app:pw@db.internal:5432/set2tracks",
     "REDIS_URL": "redis://cache.internal:6379/0",
+    "SITE_URL": "https://set2tracks.example",
 }
 
 
@@ -100,7 +101,7 @@ def test_production_with_empty_environment_names_all_required_variables(
     with pytest.raises(ConfigError) as caught:
         load_config("instance")
 
-    assert set(caught.value.problems) == {"SECRET_KEY", "DATABASE_URL", "REDIS_URL"}
+    assert set(caught.value.problems) == {"SECRET_KEY", "DATABASE_URL", "REDIS_URL", "SITE_URL"}
     message = caught.value.format_message()
     assert "SECRET_KEY" in message
     assert "DATABASE_URL" in message
@@ -230,3 +231,18 @@ def test_a_single_problem_fits_on_one_line(env: pytest.MonkeyPatch) -> None:
     message = caught.value.format_message()
     assert "\n" not in message
     assert message.startswith("invalid configuration: DATABASE_URL: not a database URL")
+
+
+def test_production_requires_an_https_site_url(env: pytest.MonkeyPatch) -> None:
+    missing = problems(env, SITE_URL=None)
+    plain = problems(env, SITE_URL="http://set2tracks.example")
+
+    assert "required in production" in missing["SITE_URL"]
+    assert "https" in plain["SITE_URL"]
+    assert production(env, SITE_URL="https://set2tracks.example/")["SITE_URL"] == (
+        "https://set2tracks.example"
+    )
+    # A production-like stack on this machine (docker compose) is reached over plain HTTP.
+    assert production(env, SITE_URL="http://localhost:8000")["SITE_URL"] == (
+        "http://localhost:8000"
+    )

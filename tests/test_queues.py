@@ -97,6 +97,7 @@ def _worker_environment(backends: Backends, redis_url: str) -> dict[str, str]:
         "SECRET_KEY": TEST_SECRET_KEY,
         "DATABASE_URL": backends.database_url,
         "REDIS_URL": redis_url,
+        "SITE_URL": "https://set2tracks.example",
         "PYTHONPATH": str(ROOT),
     }
 
