@@ -29,6 +29,7 @@ EMBEDDED = "embedded"
 SIGNUP_MODES = ("open", "invite", "closed")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 MIN_SECRET_KEY_LENGTH = 32
+MIN_HEALTH_TOKEN_LENGTH = 32
 SECRET_KEY_FILE = "secret_key"  # noqa: S105 (a file name)
 
 _REQUIRED_IN_PRODUCTION = {
@@ -189,6 +190,15 @@ def load_config(
             "must be an http(s) URL such as https://example.com (no query or fragment)",
         ),
     )
+    # Lets a monitor read /health without an admin account (sent as a Bearer token).
+    health_token = env.str(
+        "HEALTH_TOKEN",
+        None,
+        validate=_check(
+            lambda v: not v or len(v) >= MIN_HEALTH_TOKEN_LENGTH,
+            f"too short: use at least {MIN_HEALTH_TOKEN_LENGTH} random characters",
+        ),
+    )
     job_timeout = env.int("JOB_TIMEOUT", 45 * 60, validate=Range(30, 6 * 3600))
     smtp_url = env.str(
         "SMTP_URL",
@@ -255,6 +265,7 @@ def load_config(
         "PROXY_FIX_X_FOR": proxy_x_for,
         "PROXY_FIX_X_PROTO": proxy_x_proto,
         "SITE_URL": site_url.rstrip("/") if site_url else None,
+        "HEALTH_TOKEN": health_token or None,
         "JOB_TIMEOUT": job_timeout,
         "SMTP_URL": smtp_url or None,
         "MAIL_FROM": mail_from,

@@ -70,7 +70,9 @@ class Conflict(DomainError):
 
 
 def wants_problem_json() -> bool:
-    """Answer machines in problem+json: everything under /api except the HTML docs page."""
+    """Answer machines in problem+json: /api (but its HTML docs page) and the health probes."""
+    if request.blueprint == "health":
+        return True
     return request.path.startswith("/api/") and not request.path.startswith("/api/docs")
 
 

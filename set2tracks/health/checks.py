@@ -18,9 +18,20 @@ from set2tracks.queues import QUEUE_NAMES, rq_queue
 logger = logging.getLogger(__name__)
 
 
+HEADS_KEY = "s2t_migration_heads"
+
+
+def migration_heads(app: Flask) -> frozenset[str]:
+    """Return the heads of the migration scripts, read once per app (they ship with the code)."""
+    heads: frozenset[str] | None = app.extensions.get(HEADS_KEY)
+    if heads is None:
+        script = ScriptDirectory.from_config(migrate.get_config())
+        heads = app.extensions[HEADS_KEY] = frozenset(script.get_heads())
+    return heads
+
+
 def _database(app: Flask) -> dict[str, Any]:
-    script = ScriptDirectory.from_config(migrate.get_config())
-    heads = set(script.get_heads())
+    heads = migration_heads(app)
     try:
         with db.engine.connect() as connection:
             current = set(MigrationContext.configure(connection).get_current_heads())
