@@ -349,6 +349,27 @@ def _profile_settings(production: bool, instance: Path) -> dict[str, Any]:
     }
 
 
+def redis_url_unprotected(url: str) -> bool:
+    """Whether a Redis URL has neither a password nor TLS: anyone on its network may use it."""
+    parts = urlsplit(url)
+    if parts.scheme in ("rediss", "unix"):
+        return False  # TLS, or a local socket guarded by file permissions
+    return not parts.password and "password=" not in parts.query
+
+
+def config_warnings(settings: Mapping[str, Any]) -> list[str]:
+    """Return what is allowed but unsafe in ``settings``, for the log at start-up."""
+    found = []
+    redis_url = settings.get("REDIS_URL")
+    production = settings.get("SET2TRACKS_ENV") == PRODUCTION
+    if production and redis_url and redis_url_unprotected(redis_url):
+        found.append(
+            "REDIS_URL has no password and no TLS: whoever reaches Redis can read sessions"
+            " and queue jobs; use rediss:// or redis://:password@host"
+        )
+    return found
+
+
 def persistent_secret_key(instance_path: str | os.PathLike[str]) -> str:
     """Return the embedded profile's secret key, generating it once in ``instance/``."""
     path = Path(instance_path) / SECRET_KEY_FILE

@@ -22,6 +22,10 @@ from flask import Flask, Response, g, has_request_context, request
 from flask_login import current_user
 from pythonjsonlogger.json import JsonFormatter
 
+from set2tracks.config import config_warnings
+
+logger = logging.getLogger(__name__)
+
 REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 _HANDLER_NAME = "set2tracks"
@@ -157,6 +161,8 @@ def init_logging(app: Flask) -> None:
     app.logger.propagate = True
     app.before_request(_start_request)
     app.after_request(_finish_request)
+    for warning in config_warnings(app.config):
+        logger.warning("configuration: %s", warning)
 
 
 def request_id() -> str | None:

@@ -20,6 +20,7 @@ from typing import Any
 from flask import Flask, current_app
 from redis import Redis
 from rq import Queue, Retry, get_current_job
+from rq.serializers import JSONSerializer
 from rq.utils import import_attribute
 
 from set2tracks.extensions import db, redis_client
@@ -32,6 +33,10 @@ DEFAULT = "default"
 LOW = "low"
 QUEUE_NAMES = (HIGH, DEFAULT, LOW)
 JOB_PREFIX = "set2tracks."
+# Jobs and results travel as JSON: RQ's default, pickle, runs whatever code a job stored in
+# Redis names, so anyone able to write to Redis could run code in the workers. Job args
+# are ids and plain values, which JSON carries as they are. Queues and workers must agree.
+SERIALIZER = JSONSerializer
 
 
 def run_job(path: str, *args: Any) -> Any:
@@ -130,7 +135,7 @@ def rq_queue(name: str = DEFAULT, connection: Redis | None = None) -> Queue:
     """Return the RQ queue ``name`` on the app's Redis."""
     if name not in QUEUE_NAMES:
         raise ValueError(f"unknown queue {name!r}")
-    return Queue(name, connection=connection or redis_client(current_app))
+    return Queue(name, connection=connection or redis_client(current_app), serializer=SERIALIZER)
 
 
 def inline_runner() -> InlineRunner:

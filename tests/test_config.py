@@ -3,6 +3,7 @@ unless every variable is right, and says everything that is wrong at once."""
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 import subprocess
@@ -11,7 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from set2tracks.config import ConfigError, load_config, persistent_secret_key
+from set2tracks import create_app
+from set2tracks.config import (
+    ConfigError,
+    load_config,
+    persistent_secret_key,
+    redis_url_unprotected,
+)
+from tests.backends import Backends
+from tests.conftest import base_config
 
 ROOT = Path(__file__).resolve().parent.parent
 VARIABLES = [
@@ -248,3 +257,38 @@ def test_production_requires_an_https_site_url(env: pytest.MonkeyPatch) -> None:
     assert production(env, SITE_URL="http://localhost:8000")["SITE_URL"] == (
         "http://localhost:8000"
     )
+
+
+@pytest.mark.parametrize(
+    ("url", "unprotected"),
+    [
+        ("redis://cache.internal:6379/0", True),
+        ("redis://user@cache.internal:6379/0", True),
+        ("redis://:s3cret@cache.internal:6379/0", False),
+        ("redis://default:s3cret@cache.internal:6379/0", False),
+        ("redis://cache.internal:6379/0?password=s3cret", False),
+        ("rediss://cache.internal:6380/0", False),
+        ("unix:///run/redis.sock", False),
+    ],
+)
+def test_redis_without_password_or_tls_is_recognised(url: str, unprotected: bool) -> None:
+    assert redis_url_unprotected(url) is unprotected
+
+
+def test_production_warns_at_start_up_about_an_open_redis(
+    backends: Backends, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    def start(redis_url: str) -> list[str]:
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            create_app(
+                base_config(backends, tmp_path, SET2TRACKS_ENV="production", REDIS_URL=redis_url)
+            )
+        return [r.getMessage() for r in caplog.records if "REDIS_URL" in r.getMessage()]
+
+    open_redis = start("redis://cache.internal:6379/0")
+    protected = start("rediss://:s3cret@cache.internal:6380/0")
+
+    assert len(open_redis) == 1
+    assert "no password and no TLS" in open_redis[0]
+    assert protected == []

@@ -13,7 +13,7 @@ from rq import Worker
 from sqlalchemy.exc import SQLAlchemyError
 
 from set2tracks.extensions import db, migrate, redis_client
-from set2tracks.queues import QUEUE_NAMES, rq_queue
+from set2tracks.queues import QUEUE_NAMES, SERIALIZER, rq_queue
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def _redis(app: Flask, details: bool) -> dict[str, Any]:
         result: dict[str, Any] = {"ok": True}
         if details:
             result["queues"] = {name: rq_queue(name, client).count for name in QUEUE_NAMES}
-            result["workers"] = len(Worker.all(connection=client))
+            result["workers"] = len(Worker.all(connection=client, serializer=SERIALIZER))
         return result
     except RedisError as error:
         logger.warning("readiness: redis unreachable (%s)", type(error).__name__)
