@@ -173,6 +173,8 @@ def test_database_down_gives_a_signed_in_visitor_the_503_page(
             tmp_path,
             TESTING=False,
             SQLALCHEMY_DATABASE_URI=DEAD_DATABASES[dialect],
+            # As in production: the limiter keys signed-in people by their account.
+            RATELIMIT_ENABLED=True,
         )
     )
     client = broken.test_client()
