@@ -365,7 +365,7 @@ def config_warnings(settings: Mapping[str, Any]) -> list[str]:
     if production and redis_url and redis_url_unprotected(redis_url):
         found.append(
             "REDIS_URL has no password and no TLS: whoever reaches Redis can read sessions"
-            " and queue jobs; use rediss:// or redis://:password@host"
+            " and queue jobs; use rediss:// (TLS) or give the URL a password"
         )
     return found
 
