@@ -44,14 +44,14 @@ JOB_PREFIX = "set2tracks."
 SERIALIZER = JSONSerializer
 
 
-Job = TypeVar("Job", bound=Callable[..., Any])
+JobFunction = TypeVar("JobFunction", bound=Callable[..., Any])
 DEFAULT_RETRY_INTERVALS = (10, 60, 300)
 
 
-def retried(*intervals: int) -> Callable[[Job], Job]:
+def retried(*intervals: int) -> Callable[[JobFunction], JobFunction]:
     """Retry the decorated job after each of ``intervals`` seconds, on whichever runner."""
 
-    def declare(function: Job) -> Job:
+    def declare(function: JobFunction) -> JobFunction:
         function.retry_intervals = tuple(intervals)  # type: ignore[attr-defined]
         return function
 
