@@ -5,6 +5,8 @@ FROM python:3.11-slim-bookworm
 
 ENV SET2TRACKS_ENV=production \
     PORT=8000 \
+    UPLOAD_DIR=/data/uploads \
+    FINGERPRINT_DIR=/data/fingerprints \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -24,13 +26,15 @@ WORKDIR /app
 COPY requirements/prod.txt requirements/prod.txt
 RUN pip install --no-cache-dir -r requirements/prod.txt
 
-# Code stays owned by root (read-only for the app user); only instance/ and the upload
-# directory are writable. Mount a volume shared by web and worker on /data/uploads.
+# Code stays owned by root (read-only for the app user); only instance/ and the data
+# directories are writable. Mount volumes shared by web and worker on /data/uploads and
+# /data/fingerprints: a new named volume copies the owner of the directory it is mounted on,
+# so each must exist here, owned by the app user, or the app cannot write to it.
 COPY set2tracks/ set2tracks/
 COPY migrations/ migrations/
 COPY wsgi.py worker.py gunicorn.conf.py Procfile ./
-RUN mkdir -p /app/instance /data/uploads \
-    && chown app:app /app/instance /data/uploads
+RUN mkdir -p /app/instance /data/uploads /data/fingerprints \
+    && chown app:app /app/instance /data/uploads /data/fingerprints
 
 USER app
 

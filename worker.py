@@ -15,7 +15,7 @@ from rq import Worker
 from set2tracks import create_app
 from set2tracks.config import ConfigError
 from set2tracks.extensions import db, redis_client
-from set2tracks.queues import QUEUE_NAMES
+from set2tracks.queues import QUEUE_NAMES, SERIALIZER
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             queues,
             name=args.name,
             connection=redis_client(app),
+            serializer=SERIALIZER,
             worker_ttl=60,
             maintenance_interval=60,
         )

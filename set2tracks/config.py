@@ -29,6 +29,7 @@ EMBEDDED = "embedded"
 SIGNUP_MODES = ("open", "invite", "closed")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 MIN_SECRET_KEY_LENGTH = 32
+MIN_HEALTH_TOKEN_LENGTH = 32
 SECRET_KEY_FILE = "secret_key"  # noqa: S105 (a file name)
 
 _REQUIRED_IN_PRODUCTION = {
@@ -107,7 +108,21 @@ def _origin(value: str) -> bool:
 
 def _http_url(value: str) -> bool:
     parts = urlsplit(value)
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.netloc)
+        and not parts.query
+        and not parts.fragment
+    )
+
+
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+def _public_site_url(value: str) -> bool:
+    """Whether links to this site are safe to email: https, or a loopback address."""
+    parts = urlsplit(value)
+    return parts.scheme == "https" or parts.hostname in LOOPBACK_HOSTS
 
 
 def _smtp_url(value: str) -> bool:
@@ -171,7 +186,17 @@ def load_config(
         "SITE_URL",
         None,
         validate=_check(
-            lambda v: not v or _http_url(v), "must be an http(s) URL such as https://example.com"
+            lambda v: not v or _http_url(v),
+            "must be an http(s) URL such as https://example.com (no query or fragment)",
+        ),
+    )
+    # Lets a monitor read /health without an admin account (sent as a Bearer token).
+    health_token = env.str(
+        "HEALTH_TOKEN",
+        None,
+        validate=_check(
+            lambda v: not v or len(v) >= MIN_HEALTH_TOKEN_LENGTH,
+            f"too short: use at least {MIN_HEALTH_TOKEN_LENGTH} random characters",
         ),
     )
     job_timeout = env.int("JOB_TIMEOUT", 45 * 60, validate=Range(30, 6 * 3600))
@@ -208,6 +233,14 @@ def load_config(
             problems["DATABASE_URL"] = "production needs PostgreSQL, not SQLite"
         if flask_debug:
             problems["FLASK_DEBUG"] = "debug mode must be off in production"
+        if "SITE_URL" not in problems:
+            if not site_url:
+                # Reset and invite links must never be built from a Host header a client sent.
+                problems["SITE_URL"] = (
+                    "required in production: the public https address, e.g. https://example.com"
+                )
+            elif not _public_site_url(site_url):
+                problems["SITE_URL"] = "must use https in production (http only for localhost)"
     if problems:
         raise ConfigError(problems)
 
@@ -231,7 +264,8 @@ def load_config(
         "LOG_LEVEL": log_level.upper(),
         "PROXY_FIX_X_FOR": proxy_x_for,
         "PROXY_FIX_X_PROTO": proxy_x_proto,
-        "SITE_URL": site_url or None,
+        "SITE_URL": site_url.rstrip("/") if site_url else None,
+        "HEALTH_TOKEN": health_token or None,
         "JOB_TIMEOUT": job_timeout,
         "SMTP_URL": smtp_url or None,
         "MAIL_FROM": mail_from,
@@ -313,6 +347,27 @@ def _profile_settings(production: bool, instance: Path) -> dict[str, Any]:
         "CACHE_TYPE": "SimpleCache",
         "SQLALCHEMY_ENGINE_OPTIONS": {},
     }
+
+
+def redis_url_unprotected(url: str) -> bool:
+    """Whether a Redis URL has neither a password nor TLS: anyone on its network may use it."""
+    parts = urlsplit(url)
+    if parts.scheme in ("rediss", "unix"):
+        return False  # TLS, or a local socket guarded by file permissions
+    return not parts.password and "password=" not in parts.query
+
+
+def config_warnings(settings: Mapping[str, Any]) -> list[str]:
+    """Return what is allowed but unsafe in ``settings``, for the log at start-up."""
+    found = []
+    redis_url = settings.get("REDIS_URL")
+    production = settings.get("SET2TRACKS_ENV") == PRODUCTION
+    if production and redis_url and redis_url_unprotected(redis_url):
+        found.append(
+            "REDIS_URL has no password and no TLS: whoever reaches Redis can read sessions"
+            " and queue jobs; use rediss:// (TLS) or give the URL a password"
+        )
+    return found
 
 
 def persistent_secret_key(instance_path: str | os.PathLike[str]) -> str:

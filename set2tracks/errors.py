@@ -7,15 +7,16 @@ path: those go to the log, tagged with the same request id.
 
 from __future__ import annotations
 
+import html
 import logging
 from typing import Any
 
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Flask, Response, g, jsonify, render_template, request
 from redis.exceptions import RedisError
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from set2tracks.extensions import db
+from set2tracks.extensions import db, login_manager
 from set2tracks.logs import request_id as current_request_id
 
 logger = logging.getLogger(__name__)
@@ -23,6 +24,12 @@ logger = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
 PAGE_TEMPLATES = {400, 403, 404, 405, 413, 415, 429, 500, 503}
 RETRY_AFTER_SECONDS = 30
+# The last resort when even the error template cannot be rendered: no template, no database.
+FALLBACK_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{status} {title}</title></head>
+<body><h1>{status} · {title}</h1><p>{detail}</p>
+<p>Reference: <code>{request_id}</code></p></body></html>
+"""
 
 
 class DomainError(Exception):
@@ -63,7 +70,9 @@ class Conflict(DomainError):
 
 
 def wants_problem_json() -> bool:
-    """Answer machines in problem+json: everything under /api except the HTML docs page."""
+    """Answer machines in problem+json: /api (but its HTML docs page) and the health probes."""
+    if request.blueprint == "health":
+        return True
     return request.path.startswith("/api/") and not request.path.startswith("/api/docs")
 
 
@@ -85,17 +94,46 @@ def error_response(
         response = jsonify(body)
         response.mimetype = PROBLEM_JSON
     else:
-        template = f"errors/{status if status in PAGE_TEMPLATES else 'generic'}.html"
-        html = render_template(
-            template, status=status, title=title, detail=detail, request_id=request_id
-        )
-        response = Response(html, mimetype="text/html")
+        response = Response(_error_page(status, title, detail, request_id), mimetype="text/html")
     response.status_code = status
     if status == 401 and wants_problem_json():
         response.headers["WWW-Authenticate"] = 'Bearer realm="set2tracks"'
     if status in (429, 503):
         response.headers.setdefault("Retry-After", str(RETRY_AFTER_SECONDS))
     return response
+
+
+def _error_page(status: int, title: str, detail: str, request_id: str | None) -> str:
+    """Render the page for ``status``, or the static fallback if rendering fails too."""
+    template = f"errors/{status if status in PAGE_TEMPLATES else 'generic'}.html"
+    try:
+        return render_template(
+            template, status=status, title=title, detail=detail, request_id=request_id
+        )
+    except Exception as error:
+        if _unavailable(error):
+            logger.error("error page rendered without templates: %s", type(error).__name__)
+        else:
+            logger.exception("error page %s could not be rendered", status)
+        return FALLBACK_PAGE.format(
+            status=status,
+            title=html.escape(title),
+            detail=html.escape(detail),
+            request_id=html.escape(request_id or ""),
+        )
+
+
+def _as_anonymous() -> None:
+    """Show the error page to an anonymous visitor: loading the user needs the database."""
+    g._login_user = login_manager.anonymous_user()
+
+
+def _rollback() -> None:
+    try:
+        db.session.rollback()
+    except SQLAlchemyError:
+        # The connection is gone with the server: drop the session rather than fail again.
+        db.session.remove()
 
 
 def _unavailable(error: BaseException) -> bool:
@@ -124,9 +162,12 @@ def handle_http_exception(error: HTTPException) -> Response:
 
 def handle_unexpected(error: Exception) -> Response:
     original = error.original_exception if isinstance(error, InternalServerError) else error
-    db.session.rollback()
+    _rollback()
     if original is not None and _unavailable(original):
         logger.error("dependency unavailable: %s", type(original).__name__)
+        # A user loaded before the failure is expired by the rollback: touching it would
+        # query the database again.
+        _as_anonymous()
         return error_response(
             503,
             "Service unavailable",

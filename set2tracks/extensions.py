@@ -19,6 +19,7 @@ from flask_talisman import Talisman
 from flask_wtf import CSRFProtect
 from redis import Redis
 from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import ServiceUnavailable
 
 from set2tracks.database import Base, enable_sqlite_pragmas
@@ -28,16 +29,30 @@ migrate = Migrate()
 login_manager = LoginManager()
 
 
+def _signed_in() -> bool:
+    """Whether the requester is signed in; False while the database cannot tell.
+
+    The limiter asks first, before any view: a database error here would pass for a broken
+    limiter storage (fallback to memory, a swallowed traceback). The view meets the same
+    error and answers 503.
+    """
+    try:
+        return bool(current_user and current_user.is_authenticated)
+    except SQLAlchemyError:
+        db.session.rollback()
+        return False
+
+
 def rate_limit_key() -> str:
     """Count signed-in people by account and everyone else by client address."""
-    if current_user and current_user.is_authenticated:
+    if _signed_in():
         return f"user:{current_user.get_id()}"
     return f"ip:{get_remote_address()}"
 
 
 def default_rate_limit() -> str:
     """Return the default limit for the requester: signed-in accounts get more room."""
-    signed_in = current_user and current_user.is_authenticated
+    signed_in = _signed_in()
     limit: str = current_app.config[
         "RATELIMIT_AUTHENTICATED" if signed_in else "RATELIMIT_ANONYMOUS"
     ]

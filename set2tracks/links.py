@@ -1,4 +1,8 @@
-"""Absolute links to the site, for messages built outside a request (emails from jobs)."""
+"""Absolute links to the site: emails, invite links, JSON-LD.
+
+Always built from ``SITE_URL`` (required in production), never from the request's Host
+header, which a client chooses: a reset link must not point at an attacker's host.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from flask import current_app
 
 
 def site_url() -> str:
-    """Return the public base URL: ``SITE_URL``, else the local address ``make run`` serves."""
+    """Return the public base URL: ``SITE_URL``, else (embedded) the address ``make run`` serves."""
     configured: str | None = current_app.config.get("SITE_URL")
     return configured or f"http://127.0.0.1:{current_app.config['PORT']}"
 

@@ -6,6 +6,8 @@ UTC timestamp; lines logged while a request is handled carry its request id, rou
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import re
 import sys
@@ -20,6 +22,10 @@ from flask import Flask, Response, g, has_request_context, request
 from flask_login import current_user
 from pythonjsonlogger.json import JsonFormatter
 
+from set2tracks.config import config_warnings
+
+logger = logging.getLogger(__name__)
+
 REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 _HANDLER_NAME = "set2tracks"
@@ -27,20 +33,53 @@ _HANDLER_NAME = "set2tracks"
 # Values following these names never reach a log line, whatever the message looks like.
 _SECRET_NAMES = r"password|passwd|secret|token|api[_-]?key|authorization|cookie|session"  # noqa: S105
 _SECRET_ASSIGNMENT = re.compile(
-    rf"(?i)((?:{_SECRET_NAMES})[\w-]*[\"']?\s*[:=]\s*[\"']?)(?:Bearer\s+)?[^\s\"',;&}}]+"
+    rf"(?i)((?:{_SECRET_NAMES})[\w-]*[\"']?\s*[:=]\s*[\"']?)(?:(?:Bearer|Basic)\s+)?"
+    r"[^\s\"',;&}]+"
 )
 _BEARER = re.compile(r"(?i)(Bearer\s+)[A-Za-z0-9._~+/=-]+")
+_BASIC = re.compile(r"(?i)\b(Basic\s+)([A-Za-z0-9+/]{4,}={0,2})")
+# A Cookie or Set-Cookie header: every value in it, not only the first one.
+_COOKIE_HEADER = re.compile(r"(?i)(\b(?:set-)?cookie[\"']?\s*[:=]\s*[\"']?)([^\"'\r\n]+)")
+# Our API tokens wherever they appear (TOKEN_PREFIX in auth/services.py).
+_API_TOKEN = re.compile(r"\bs2t_[A-Za-z0-9_-]{20,}")
+# The secret segment of reset and invite links (the route's own "<token>" is no secret).
+_SECRET_PATH = re.compile(r"(/(?:reset-password|invite)/)(?!<)[^\s/?#\"'<>]+")
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]+(@)")
 _SECRET_KEY = re.compile(rf"(?i)^({_SECRET_NAMES}|.*_(key|secret|token|password))$")
 REDACTED = "[redacted]"
 _TRACEBACKS = logging.Formatter()
 
 
+# URL variables that carry a secret: the access line shows the route rule instead of the path.
+SECRET_URL_VARIABLES = frozenset({"token", "code"})
+
+
 def redact(text: str) -> str:
-    """Mask secrets in free text: ``password=...``, bearer tokens, passwords in URLs."""
+    """Mask secrets in free text: assignments, credentials, cookies, tokens, secret links."""
+    text = _COOKIE_HEADER.sub(_redact_cookies, text)
+    text = _BASIC.sub(_redact_basic, text)
     text = _SECRET_ASSIGNMENT.sub(rf"\g<1>{REDACTED}", text)
     text = _BEARER.sub(rf"\g<1>{REDACTED}", text)
+    text = _API_TOKEN.sub(REDACTED, text)
+    text = _SECRET_PATH.sub(rf"\g<1>{REDACTED}", text)
     return _URL_PASSWORD.sub(rf"\g<1>{REDACTED}\g<2>", text)
+
+
+def _redact_cookies(match: re.Match[str]) -> str:
+    parts = []
+    for part in match.group(2).split(";"):
+        name, equals, _ = part.partition("=")
+        parts.append(f"{name}={REDACTED}" if equals else f" {REDACTED}")
+    return match.group(1) + ";".join(parts)
+
+
+def _redact_basic(match: re.Match[str]) -> str:
+    # Only real credentials ("user:password" in base64), not the English word "basic".
+    try:
+        decoded = base64.b64decode(match.group(2), validate=True)
+    except (binascii.Error, ValueError):
+        return match.group(0)
+    return f"{match.group(1)}{REDACTED}" if b":" in decoded else match.group(0)
 
 
 class RedactingFilter(logging.Filter):
@@ -122,6 +161,8 @@ def init_logging(app: Flask) -> None:
     app.logger.propagate = True
     app.before_request(_start_request)
     app.after_request(_finish_request)
+    for warning in config_warnings(app.config):
+        logger.warning("configuration: %s", warning)
 
 
 def request_id() -> str | None:
@@ -147,7 +188,7 @@ def _finish_request(response: Response) -> Response:
     logging.getLogger("set2tracks.access").info(
         "%s %s %s",
         request.method,
-        request.path,
+        _logged_path(),
         response.status_code,
         extra={
             "method": request.method,
@@ -156,3 +197,11 @@ def _finish_request(response: Response) -> Response:
         },
     )
     return response
+
+
+def _logged_path() -> str:
+    """Return the request's path, or its route rule when the path carries a secret."""
+    rule = request.url_rule
+    if rule is not None and SECRET_URL_VARIABLES & rule.arguments:
+        return rule.rule
+    return request.path

@@ -20,6 +20,9 @@ from set2tracks.extensions import cors
 
 API_PREFIX = "/api/v1"
 MAX_ID = 2**31 - 1  # the database's INTEGER: a larger id can match nothing
+# No request of ours nests deeper; parsers recurse per level and fail (500) near 1000.
+MAX_JSON_DEPTH = 64
+_JSON_SPECIAL = re.compile(rb'[\[\]{}"\\]')
 
 View = TypeVar("View", bound=Callable[..., Any])
 _CONVERTER = re.compile(r"<(?:(?P<converter>[a-z]+)(?:\([^)]*\))?:)?[a-z_]+>")
@@ -95,7 +98,46 @@ def require_json_body() -> None:
         raise UnsupportedMediaType("Send the request body as application/json.")
 
 
+def json_nesting_exceeds(data: bytes, limit: int) -> bool:
+    """Whether the JSON text ``data`` nests arrays and objects deeper than ``limit``.
+
+    Scans only brackets, quotes and backslashes, and stops as soon as the limit is passed,
+    so a megabyte of "[" costs a few microseconds. Brackets inside strings do not count.
+    """
+    depth = 0
+    in_string = False
+    escaped_at = -1
+    for match in _JSON_SPECIAL.finditer(data):
+        position = match.start()
+        char = data[position : position + 1]
+        if position == escaped_at:
+            continue
+        if in_string:
+            if char == b"\\":
+                escaped_at = position + 1
+            elif char == b'"':
+                in_string = False
+        elif char == b'"':
+            in_string = True
+        elif char in (b"[", b"{"):
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in (b"]", b"}"):
+            depth -= 1
+    return False
+
+
+def reject_deep_json() -> None:
+    """Refuse deeply nested JSON (400) before Flask or webargs parse it, on every route."""
+    if request.routing_exception is not None or not request.is_json:
+        return  # a 404 or 405 is the answer, whatever the body
+    if json_nesting_exceeds(request.get_data(cache=True), MAX_JSON_DEPTH):
+        raise BadRequest(f"The JSON body is nested more than {MAX_JSON_DEPTH} levels deep.")
+
+
 def init_request_guards(app: Flask) -> None:
     """Install the guards that run before credentials are even looked at."""
     app.before_request(reject_nul_bytes)
     app.before_request(require_json_body)
+    app.before_request(reject_deep_json)

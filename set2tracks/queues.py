@@ -4,6 +4,10 @@ Jobs are functions named by dotted path that take ids and plain values. In produ
 go to RQ on Redis and ``worker.py`` runs them; in the embedded profile the very same
 ``run_job`` runs them on one in-process worker thread. There is no second implementation of
 any job: both runners call ``run_job(path, *args)``.
+
+A job that raises is retried when it declares ``@retried(seconds, ...)``: RQ's ``Retry``
+in production, timers on the in-process runner, after the same delays. A job that must not
+be retried for a given failure (a permanent one) logs it and returns instead of raising.
 """
 
 from __future__ import annotations
@@ -11,15 +15,17 @@ from __future__ import annotations
 import logging
 import queue as stdlib_queue
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Flask, current_app
 from redis import Redis
 from rq import Queue, Retry, get_current_job
+from rq.serializers import JSONSerializer
 from rq.utils import import_attribute
 
 from set2tracks.extensions import db, redis_client
@@ -32,6 +38,24 @@ DEFAULT = "default"
 LOW = "low"
 QUEUE_NAMES = (HIGH, DEFAULT, LOW)
 JOB_PREFIX = "set2tracks."
+# Jobs and results travel as JSON: RQ's default, pickle, runs whatever code a job stored in
+# Redis names, so anyone able to write to Redis could run code in the workers. Job args
+# are ids and plain values, which JSON carries as they are. Queues and workers must agree.
+SERIALIZER = JSONSerializer
+
+
+JobFunction = TypeVar("JobFunction", bound=Callable[..., Any])
+DEFAULT_RETRY_INTERVALS = (10, 60, 300)
+
+
+def retried(*intervals: int) -> Callable[[JobFunction], JobFunction]:
+    """Retry the decorated job after each of ``intervals`` seconds, on whichever runner."""
+
+    def declare(function: JobFunction) -> JobFunction:
+        function.retry_intervals = tuple(intervals)  # type: ignore[attr-defined]
+        return function
+
+    return declare
 
 
 def run_job(path: str, *args: Any) -> Any:
@@ -58,6 +82,7 @@ class InlineJob:
     path: str
     args: tuple[Any, ...]
     request_id: str | None = None
+    retry_intervals: list[int] = field(default_factory=list)
     done: threading.Event = field(default_factory=threading.Event)
     result: Any = None
     error: BaseException | None = None
@@ -68,6 +93,7 @@ class InlineRunner:
 
     With ``threaded=False`` (tests) jobs wait until ``join()`` runs them in the caller's
     thread: the tests' database connection must never be used by two threads at once.
+    A job waiting for its retry still counts as unfinished for ``join()``.
     """
 
     def __init__(self, app: Flask, *, threaded: bool = True) -> None:
@@ -76,25 +102,36 @@ class InlineRunner:
         self._jobs: stdlib_queue.Queue[InlineJob] = stdlib_queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._delayed: list[tuple[float, InlineJob]] = []  # (due, job) when not threaded
 
-    def submit(self, path: str, args: tuple[Any, ...], job_id: str) -> InlineJob:
-        job = InlineJob(job_id, path, args, request_id=request_id())
+    def submit(
+        self,
+        path: str,
+        args: tuple[Any, ...],
+        job_id: str,
+        retry_intervals: tuple[int, ...] = (),
+    ) -> InlineJob:
+        job = InlineJob(
+            job_id, path, args, request_id=request_id(), retry_intervals=list(retry_intervals)
+        )
         self._jobs.put(job)
-        if self.threaded:
-            with self._lock:
-                if self._thread is None or not self._thread.is_alive():
-                    self._thread = threading.Thread(
-                        target=self._work, name="set2tracks-jobs", daemon=True
-                    )
-                    self._thread.start()
+        self._start_thread()
         return job
+
+    def _start_thread(self) -> None:
+        if not self.threaded:
+            return
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._work, name="set2tracks-jobs", daemon=True
+                )
+                self._thread.start()
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait until every submitted job has run; return False on timeout."""
         if not self.threaded:
-            while not self._jobs.empty():
-                self._run(self._jobs.get())
-            return True
+            return self._run_here(timeout)
         done = threading.Event()
 
         def wait() -> None:
@@ -103,6 +140,22 @@ class InlineRunner:
 
         threading.Thread(target=wait, daemon=True).start()
         return done.wait(timeout)
+
+    def _run_here(self, timeout: float | None) -> bool:
+        """Run queued jobs and their retries, when due, in the calling thread."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            while not self._jobs.empty():
+                self._run(self._jobs.get())
+            if not self._delayed:
+                return True
+            self._delayed.sort(key=lambda entry: entry[0])
+            due, job = self._delayed[0]
+            if deadline is not None and due > deadline:
+                return False
+            time.sleep(max(0.0, due - time.monotonic()))
+            self._delayed.pop(0)
+            self._jobs.put(job)
 
     def _work(self) -> None:
         while True:
@@ -113,11 +166,37 @@ class InlineRunner:
             with self.app.app_context(), job_logging(job.id, job.request_id):
                 job.result = run_job(job.path, *job.args)
         except BaseException as error:  # a failed job must not stop the runner
+            if job.retry_intervals:
+                self._retry_later(job, error)
+                return
             job.error = error
             logger.exception("job %s (%s) failed", job.id, job.path)
-        finally:
-            job.done.set()
+        job.done.set()
+        self._jobs.task_done()
+
+    def _retry_later(self, job: InlineJob, error: BaseException) -> None:
+        delay = job.retry_intervals.pop(0)
+        logger.warning(
+            "job %s (%s) failed (%s: %s), retrying in %s s",
+            job.id,
+            job.path,
+            type(error).__name__,
+            error,
+            delay,
+        )
+        if not self.threaded:
+            self._delayed.append((time.monotonic() + delay, job))
             self._jobs.task_done()
+            return
+        # task_done only once the retry is back in the queue: join() keeps waiting for it.
+        timer = threading.Timer(delay, self._requeue, args=(job,))
+        timer.daemon = True
+        timer.start()
+
+    def _requeue(self, job: InlineJob) -> None:
+        self._jobs.put(job)
+        self._jobs.task_done()
+        self._start_thread()
 
 
 def init_queues(app: Flask) -> None:
@@ -130,7 +209,7 @@ def rq_queue(name: str = DEFAULT, connection: Redis | None = None) -> Queue:
     """Return the RQ queue ``name`` on the app's Redis."""
     if name not in QUEUE_NAMES:
         raise ValueError(f"unknown queue {name!r}")
-    return Queue(name, connection=connection or redis_client(current_app))
+    return Queue(name, connection=connection or redis_client(current_app), serializer=SERIALIZER)
 
 
 def inline_runner() -> InlineRunner:
@@ -144,15 +223,20 @@ def enqueue(
     queue: str = DEFAULT,
     timeout: int | None = None,
     job_id: str | None = None,
-    retries: int = 0,
+    retries: int | None = None,
     retry_intervals: list[int] | None = None,
 ) -> str:
-    """Put the job ``path(*args)`` on a queue after the caller's commit; return its id."""
+    """Put the job ``path(*args)`` on a queue after the caller's commit; return its id.
+
+    Retries follow the job's ``@retried`` unless ``retries`` (and ``retry_intervals``) say
+    otherwise.
+    """
     if not path.startswith(JOB_PREFIX):
         raise ValueError(f"jobs live in the set2tracks package, not {path!r}")
+    intervals = _retry_intervals(path, retries, retry_intervals)
     job_id = job_id or uuid.uuid4().hex
     if current_app.config["JOB_RUNNER"] == "inline":
-        inline_runner().submit(path, args, job_id)
+        inline_runner().submit(path, args, job_id, intervals)
         logger.info("job %s queued in-process: %s", job_id, path)
         return job_id
     job = rq_queue(queue).enqueue(
@@ -162,9 +246,21 @@ def enqueue(
         job_id=job_id,
         job_timeout=timeout or current_app.config["JOB_TIMEOUT"],
         description=path,
-        retry=Retry(max=retries, interval=retry_intervals or [10, 60, 300]) if retries else None,
+        retry=Retry(max=len(intervals), interval=list(intervals)) if intervals else None,
         meta={"request_id": request_id()},
         failure_ttl=7 * 24 * 3600,
     )
     logger.info("job %s queued on %s: %s", job.id, queue, path)
     return str(job.id)
+
+
+def _retry_intervals(
+    path: str, retries: int | None, intervals: list[int] | None
+) -> tuple[int, ...]:
+    """Return the delay before each retry: the caller's choice, else the job's ``@retried``."""
+    if retries is None:
+        # Importing the job also proves the dotted path names a function before it is queued.
+        declared: tuple[int, ...] = getattr(import_attribute(path), "retry_intervals", ())
+        return declared
+    chosen = intervals or list(DEFAULT_RETRY_INTERVALS)
+    return tuple(chosen[min(attempt, len(chosen) - 1)] for attempt in range(retries))

@@ -3,6 +3,7 @@ unless every variable is right, and says everything that is wrong at once."""
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 import subprocess
@@ -11,7 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from set2tracks.config import ConfigError, load_config, persistent_secret_key
+from set2tracks import create_app
+from set2tracks.config import (
+    ConfigError,
+    load_config,
+    persistent_secret_key,
+    redis_url_unprotected,
+)
+from tests.backends import Backends
+from tests.conftest import base_config
 
 ROOT = Path(__file__).resolve().parent.parent
 VARIABLES = [
@@ -29,6 +38,7 @@ VARIABLES = [
     "PROXY_FIX_X_FOR",
     "PROXY_FIX_X_PROTO",
     "SITE_URL",
+    "HEALTH_TOKEN",
     "JOB_TIMEOUT",
     "SMTP_URL",
     "MAIL_FROM",
@@ -39,6 +49,7 @@ GOOD_PRODUCTION = {
     "SECRET_KEY": "s" * 40,
     "DATABASE_URL": "postgres://app:pw@db.internal:5432/set2tracks",
     "REDIS_URL": "redis://cache.internal:6379/0",
+    "SITE_URL": "https://set2tracks.example",
 }
 
 
@@ -100,7 +111,7 @@ def test_production_with_empty_environment_names_all_required_variables(
     with pytest.raises(ConfigError) as caught:
         load_config("instance")
 
-    assert set(caught.value.problems) == {"SECRET_KEY", "DATABASE_URL", "REDIS_URL"}
+    assert set(caught.value.problems) == {"SECRET_KEY", "DATABASE_URL", "REDIS_URL", "SITE_URL"}
     message = caught.value.format_message()
     assert "SECRET_KEY" in message
     assert "DATABASE_URL" in message
@@ -142,6 +153,7 @@ def test_production_settings(env: pytest.MonkeyPatch) -> None:
         ("LOG_LEVEL", "LOUD", "must be one of"),
         ("CORS_ORIGINS", "https://ok.example,https://bad.example/path", "scheme and host"),
         ("SITE_URL", "ftp://set2tracks.example", "http(s) URL"),
+        ("HEALTH_TOKEN", "short", "at least 32"),
         ("SMTP_URL", "mail.example.com:25", "smtp://"),
         ("MAIL_FROM", "Set2Tracks <not-an-email>", "email address"),
         ("JOB_TIMEOUT", "5", "greater than or equal"),
@@ -230,3 +242,53 @@ def test_a_single_problem_fits_on_one_line(env: pytest.MonkeyPatch) -> None:
     message = caught.value.format_message()
     assert "\n" not in message
     assert message.startswith("invalid configuration: DATABASE_URL: not a database URL")
+
+
+def test_production_requires_an_https_site_url(env: pytest.MonkeyPatch) -> None:
+    missing = problems(env, SITE_URL=None)
+    plain = problems(env, SITE_URL="http://set2tracks.example")
+
+    assert "required in production" in missing["SITE_URL"]
+    assert "https" in plain["SITE_URL"]
+    assert production(env, SITE_URL="https://set2tracks.example/")["SITE_URL"] == (
+        "https://set2tracks.example"
+    )
+    # A production-like stack on this machine (docker compose) is reached over plain HTTP.
+    assert production(env, SITE_URL="http://localhost:8000")["SITE_URL"] == (
+        "http://localhost:8000"
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "unprotected"),
+    [
+        ("redis://cache.internal:6379/0", True),
+        ("redis://user@cache.internal:6379/0", True),
+        ("redis://:s3cret@cache.internal:6379/0", False),
+        ("redis://default:s3cret@cache.internal:6379/0", False),
+        ("redis://cache.internal:6379/0?password=s3cret", False),
+        ("rediss://cache.internal:6380/0", False),
+        ("unix:///run/redis.sock", False),
+    ],
+)
+def test_redis_without_password_or_tls_is_recognised(url: str, unprotected: bool) -> None:
+    assert redis_url_unprotected(url) is unprotected
+
+
+def test_production_warns_at_start_up_about_an_open_redis(
+    backends: Backends, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    def start(redis_url: str) -> list[str]:
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            create_app(
+                base_config(backends, tmp_path, SET2TRACKS_ENV="production", REDIS_URL=redis_url)
+            )
+        return [r.getMessage() for r in caplog.records if "REDIS_URL" in r.getMessage()]
+
+    open_redis = start("redis://cache.internal:6379/0")
+    protected = start("rediss://:s3cret@cache.internal:6380/0")
+
+    assert len(open_redis) == 1
+    assert "no password and no TLS" in open_redis[0]
+    assert protected == []

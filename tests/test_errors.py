@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from flask_login.utils import encode_cookie
 
 from set2tracks import create_app
+from set2tracks.extensions import limiter
+from tests.auth.helpers import sign_in
 from tests.backends import Backends
 from tests.conftest import base_config
+from tests.factories import UserFactory
 
 
 @pytest.fixture
@@ -122,3 +127,108 @@ def test_redis_down_refuses_session_requests_but_serves_anonymous_ones(
     assert response.headers["Retry-After"]
     assert "Traceback" not in response.text
     assert "Temporarily unavailable" in response.text
+
+
+# PostgreSQL stopped (nothing listens on port 1) and SQLite's file out of reach.
+DEAD_DATABASES = {
+    "postgresql": "postgresql+psycopg://nobody@127.0.0.1:1/set2tracks_test",
+    "sqlite": "sqlite:////nonexistent-directory/set2tracks.db",
+}
+SECURITY_HEADERS = (
+    "Content-Security-Policy",
+    "X-Content-Type-Options",
+    "X-Frame-Options",
+    "Referrer-Policy",
+    "Cross-Origin-Opener-Policy",
+)
+
+
+def _production_limiter(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the (process-wide) limiter fall back and swallow errors as production's does.
+
+    Flask-Limiter keeps these settings from the first app that enables it: set them here
+    and let monkeypatch put every one back after the test.
+    """
+    for name in ("_storage_dead", "_fallback_limiter", "_fallback_storage"):
+        monkeypatch.setattr(limiter, name, getattr(limiter, name, None), raising=False)
+    monkeypatch.setattr(limiter, "_in_memory_fallback_enabled", True)
+    monkeypatch.setattr(limiter, "_swallow_errors", True)
+
+
+def _signed_in_cookies(app: Flask, remember: bool) -> dict[str, str]:
+    """Return the cookies of a browser signed in to ``app`` (session, or remember only)."""
+    user = UserFactory()
+    client = app.test_client()
+    if remember:
+        with app.test_request_context():
+            return {app.config["REMEMBER_COOKIE_NAME"]: encode_cookie(user.get_id())}
+    sign_in(client, user)
+    cookie = client.get_cookie(app.config["SESSION_COOKIE_NAME"])
+    assert cookie is not None
+    return {app.config["SESSION_COOKIE_NAME"]: cookie.value}
+
+
+@pytest.mark.parametrize("dialect", sorted(DEAD_DATABASES))
+@pytest.mark.parametrize("credential", ["session", "remember"])
+def test_database_down_gives_a_signed_in_visitor_the_503_page(
+    backends: Backends,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    dialect: str,
+    credential: str,
+) -> None:
+    _production_limiter(monkeypatch)
+    # Same secret key and session store: the cookies of the working app are valid here.
+    working = create_app(base_config(backends, tmp_path, TESTING=False))
+    cookies = _signed_in_cookies(working, remember=credential == "remember")
+    broken = create_app(
+        base_config(
+            backends,
+            tmp_path,
+            TESTING=False,
+            SQLALCHEMY_DATABASE_URI=DEAD_DATABASES[dialect],
+            # As in production: the limiter keys signed-in people by their account.
+            RATELIMIT_ENABLED=True,
+        )
+    )
+    client = broken.test_client()
+    for name, value in cookies.items():
+        client.set_cookie(name, value)
+
+    with caplog.at_level(logging.INFO):
+        page = client.get("/sets")
+        api = client.get("/api/v1/me")
+
+    assert page.status_code == 503
+    assert "Temporarily unavailable" in page.text
+    assert page.headers["Retry-After"]
+    assert page.headers["X-Request-ID"] in page.text
+    assert api.status_code == 503
+    assert api.mimetype == "application/problem+json"
+    assert api.json["request_id"] == api.headers["X-Request-ID"]
+    for response in (page, api):
+        for header in SECURITY_HEADERS:
+            assert header in response.headers, header
+    problems = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.getMessage() for r in problems] == ["dependency unavailable: OperationalError"] * 2
+    assert not any(r.exc_info or r.exc_text for r in problems)
+
+
+def test_error_page_falls_back_to_a_static_body_when_rendering_fails(
+    backends: Backends, tmp_path: Path
+) -> None:
+    app = create_app(base_config(backends, tmp_path, TESTING=False))
+
+    @app.context_processor
+    def broken_context() -> dict[str, str]:
+        raise RuntimeError("the template engine is broken too")
+
+    response = app.test_client().get("/no-such-page")
+
+    assert response.status_code == 404
+    assert response.mimetype == "text/html"
+    assert "Page not found" in response.text or "Not Found" in response.text
+    assert response.headers["X-Request-ID"] in response.text
+    assert "Traceback" not in response.text
+    assert "Content-Security-Policy" in response.headers

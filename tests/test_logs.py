@@ -6,9 +6,13 @@ import json
 import logging
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
+from set2tracks.auth import services
+from set2tracks.auth.services import make_reset_token
 from set2tracks.logs import REDACTED, RedactingFilter, redact
+from tests.factories import UserFactory
 
 
 def test_response_echoes_a_well_formed_request_id(client: FlaskClient) -> None:
@@ -56,6 +60,14 @@ def test_each_request_writes_one_json_access_line(
         ("reset token=AbC123xyz sent", "AbC123xyz"),
         ("Cookie: s2t_session=0123456789abcdef", "0123456789abcdef"),
         ("api_key: 'k-99887766'", "k-99887766"),
+        ("created s2t_Zm9vYmFyYmF6cXV4MTIzNDU2 for ada", "s2t_Zm9vYmFyYmF6cXV4MTIzNDU2"),
+        ("Authorization: Basic YWRhOmh1bnRlcjI=", "YWRhOmh1bnRlcjI="),
+        ("Proxy-Authorization: Bearer opaque-value-42", "opaque-value-42"),
+        ("Cookie: theme=dark; s2t_remember=remember-canary-77", "remember-canary-77"),
+        ("Cookie: s2t_session=abc; __Host-remember=remember-canary-78", "remember-canary-78"),
+        ("{'Cookie': 'a=1; other=cookie-canary-79'}", "cookie-canary-79"),
+        ("GET /reset-password/eyJ1IjoxfQ.Z2kZ.sig-canary 200", "eyJ1IjoxfQ.Z2kZ.sig-canary"),
+        ("GET /invite/invite-canary-code-0123 404", "invite-canary-code-0123"),
     ],
 )
 def test_secrets_are_redacted_from_messages(text: str, secret: str) -> None:
@@ -81,6 +93,31 @@ def test_secret_looking_extra_fields_and_arguments_are_redacted() -> None:
 
 def test_ordinary_text_is_left_alone() -> None:
     assert redact("GET /sets/42 200 in 12 ms") == "GET /sets/42 200 in 12 ms"
+    assert redact("Basic plan, 3 sets") == "Basic plan, 3 sets"
+
+
+def test_reset_and_invite_links_never_reach_the_logs(
+    app: Flask, client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    user = UserFactory()
+    reset_token = make_reset_token(user)
+    invite_code = services.create_invite(user.id, email=None, days=7).secret
+
+    with caplog.at_level(logging.DEBUG):
+        reset_page = client.get(f"/reset-password/{reset_token}")
+        invite_page = client.get(f"/invite/{invite_code}")
+        client.get(f"/invite/{invite_code}/trailing")  # no route: logged as its path
+
+    assert reset_page.status_code == 200
+    assert invite_page.status_code == 200
+    written = "\n".join(_written(record) for record in caplog.records)
+    assert reset_token not in written
+    assert invite_code not in written
+    access = [r for r in caplog.records if r.name == "set2tracks.access"]
+    assert [r.getMessage() for r in access[:2]] == [
+        "GET /reset-password/<token> 200",
+        "GET /invite/<code> 200",
+    ]
 
 
 def _written(record: logging.LogRecord) -> str:

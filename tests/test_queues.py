@@ -9,7 +9,9 @@ import signal
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -19,7 +21,7 @@ from sqlalchemy import Connection, create_engine, text
 
 from set2tracks import create_app
 from set2tracks.extensions import db
-from set2tracks.queues import enqueue, inline_runner, run_job
+from set2tracks.queues import SERIALIZER, enqueue, inline_runner, run_job
 from set2tracks.sets.models import DjSet
 from tests.backends import Backends
 from tests.conftest import TEST_SECRET_KEY, base_config
@@ -80,14 +82,30 @@ def test_production_profile_puts_jobs_on_rq(
     with app.test_request_context(headers={"X-Request-ID": "req-0123456789"}):
         job_id = enqueue(RECOUNT, 42, queue="high", timeout=120)
 
-    queue = Queue("high", connection=Redis.from_url(redis_url))
+    queue = Queue("high", connection=Redis.from_url(redis_url), serializer=SERIALIZER)
     job = queue.fetch_job(job_id)
     assert job is not None
     assert queue.job_ids == [job_id]
     assert job.description == RECOUNT
-    assert job.args == (RECOUNT, 42)
+    assert job.args == [RECOUNT, 42]  # JSON: a list
     assert job.timeout == 120
     assert job.meta["request_id"] == "req-0123456789"
+
+
+@pytest.mark.redis
+def test_jobs_are_stored_as_json_never_as_pickles(
+    backends: Backends, tmp_path: Path, redis_url: str
+) -> None:
+    app = create_app(base_config(backends, tmp_path, REDIS_URL=redis_url, JOB_RUNNER="rq"))
+
+    with app.test_request_context(headers={"X-Request-ID": "req-0123456789"}):
+        job_id = enqueue(RECOUNT, 42)
+
+    stored = Redis.from_url(redis_url).hgetall(f"rq:job:{job_id}")
+    data = json.loads(zlib.decompress(stored[b"data"]))
+    assert data[0] == "set2tracks.queues.run_job"
+    assert data[2] == [RECOUNT, 42]
+    assert json.loads(stored[b"meta"]) == {"request_id": "req-0123456789"}
 
 
 def _worker_environment(backends: Backends, redis_url: str) -> dict[str, str]:
@@ -97,6 +115,7 @@ def _worker_environment(backends: Backends, redis_url: str) -> dict[str, str]:
         "SECRET_KEY": TEST_SECRET_KEY,
         "DATABASE_URL": backends.database_url,
         "REDIS_URL": redis_url,
+        "SITE_URL": "https://set2tracks.example",
         "PYTHONPATH": str(ROOT),
     }
 
@@ -168,6 +187,32 @@ def test_sigterm_lets_the_worker_finish_the_current_job(
     assert worker.returncode == 0, stderr[-2000:]
     db.session.expire_all()
     assert db.session.get(DjSet, set_id).track_count == 2  # type: ignore[union-attr]
+
+
+class _RunsCode:
+    """What an attacker who can write to Redis would store: unpickling it runs a command."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_worker_never_unpickles_a_job_planted_in_redis(
+    backends: Backends, tmp_path: Path, redis_url: str
+) -> None:
+    marker = tmp_path / "pwned"
+    connection = Redis.from_url(redis_url)
+    # A job written with RQ's default (pickle) serializer, as anyone reaching Redis could.
+    Queue("default", connection=connection).enqueue(RECOUNT, _RunsCode(marker), job_id="planted")
+
+    worker = _worker(_worker_environment(backends, redis_url), tmp_path)
+    worker.communicate(timeout=120)
+
+    assert not marker.exists(), "the worker ran code from a job planted in Redis"
 
 
 def _job_waits_on_a_lock(connection: Connection) -> bool:

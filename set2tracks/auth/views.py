@@ -38,6 +38,7 @@ from set2tracks.auth.forms import (
 from set2tracks.auth.models import User
 from set2tracks.errors import DomainError, Forbidden, Unauthorized, wants_problem_json
 from set2tracks.extensions import csrf, limiter, login_manager
+from set2tracks.links import external_url
 
 blueprint = Blueprint("auth", __name__)
 
@@ -350,7 +351,7 @@ def invites() -> Any:
             current_user.id, email=_text(form.email) or None, days=int(form.days.data)
         )
         # Shown once, in this very response: only the code's digest is stored.
-        status, new_invite = 201, url_for("auth.invite", code=issued.secret, _external=True)
+        status, new_invite = 201, external_url("auth.invite", code=issued.secret)
         form = InviteForm(formdata=None)
     elif request.method == "POST":
         status = 400

@@ -34,7 +34,16 @@ _REDACTED = "[redacted]"
 
 
 class MailError(Exception):
-    """The message could not be handed to the mail server; the job may retry."""
+    """The message could not be handed to the mail server.
+
+    ``transient`` failures (a 4xx reply, a dropped or refused connection, a full disk) may
+    succeed later and the job retries them; permanent ones (a 5xx reply, a certificate or
+    TLS set-up the server will never accept) would fail the same way every time.
+    """
+
+    def __init__(self, message: str, *, transient: bool) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 @dataclass(frozen=True)
@@ -161,7 +170,7 @@ class SmtpMailer:
         except (smtplib.SMTPException, OSError) as error:
             # "from None": the chained traceback would be logged by the job, and it is
             # simpler to guarantee one scrubbed message than every library's wording.
-            raise MailError(self._describe(error)) from None
+            raise MailError(self._describe(error), transient=_transient(error)) from None
         logger.info(
             "mail sent to a recipient at %s, subject %r", email.recipient_domain, email.subject
         )
@@ -191,6 +200,19 @@ class SmtpMailer:
             f"could not send mail through {self.security}://{self.host}:{self.port}: "
             f"{type(error).__name__}: {detail}"
         )
+
+
+def _transient(error: BaseException) -> bool:
+    """Whether the same message may be accepted if sent again later."""
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        return all(400 <= code < 500 for code, _ in error.recipients.values())
+    if isinstance(error, smtplib.SMTPResponseException):
+        return 400 <= error.smtp_code < 500
+    if isinstance(error, smtplib.SMTPServerDisconnected):
+        return True
+    if isinstance(error, (ssl.SSLCertVerificationError, smtplib.SMTPException)):
+        return False  # configuration: retrying cannot help
+    return isinstance(error, OSError)  # refused, reset or timed-out connections
 
 
 def _text(reply: bytes | str) -> str:
@@ -228,7 +250,9 @@ class ConsoleMailer:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(message.as_bytes())
         except OSError as error:
-            raise MailError(f"could not write mail to {self.directory}: {error}") from error
+            raise MailError(
+                f"could not write mail to {self.directory}: {error}", transient=True
+            ) from error
         logger.info(
             "mail to a recipient at %s not sent (no SMTP_URL), written to %s",
             email.recipient_domain,

@@ -13,14 +13,25 @@ from rq import Worker
 from sqlalchemy.exc import SQLAlchemyError
 
 from set2tracks.extensions import db, migrate, redis_client
-from set2tracks.queues import QUEUE_NAMES, rq_queue
+from set2tracks.queues import QUEUE_NAMES, SERIALIZER, rq_queue
 
 logger = logging.getLogger(__name__)
 
 
+HEADS_KEY = "s2t_migration_heads"
+
+
+def migration_heads(app: Flask) -> frozenset[str]:
+    """Return the heads of the migration scripts, read once per app (they ship with the code)."""
+    heads: frozenset[str] | None = app.extensions.get(HEADS_KEY)
+    if heads is None:
+        script = ScriptDirectory.from_config(migrate.get_config())
+        heads = app.extensions[HEADS_KEY] = frozenset(script.get_heads())
+    return heads
+
+
 def _database(app: Flask) -> dict[str, Any]:
-    script = ScriptDirectory.from_config(migrate.get_config())
-    heads = set(script.get_heads())
+    heads = migration_heads(app)
     try:
         with db.engine.connect() as connection:
             current = set(MigrationContext.configure(connection).get_current_heads())
@@ -39,7 +50,7 @@ def _redis(app: Flask, details: bool) -> dict[str, Any]:
         result: dict[str, Any] = {"ok": True}
         if details:
             result["queues"] = {name: rq_queue(name, client).count for name in QUEUE_NAMES}
-            result["workers"] = len(Worker.all(connection=client))
+            result["workers"] = len(Worker.all(connection=client, serializer=SERIALIZER))
         return result
     except RedisError as error:
         logger.warning("readiness: redis unreachable (%s)", type(error).__name__)

@@ -253,6 +253,7 @@ def test_connection_refused_raises_mail_error_without_the_password() -> None:
     # Nothing chained for a traceback to print either.
     assert caught.value.__cause__ is None
     assert caught.value.__suppress_context__
+    assert caught.value.transient  # the server may be back in a minute: retry
 
 
 def test_rejected_login_raises_mail_error_without_the_password(smtp_server: SmtpServer) -> None:
@@ -262,16 +263,19 @@ def test_rejected_login_raises_mail_error_without_the_password(smtp_server: Smtp
         SmtpMailer.from_url(url, SENDER).send(RESET)
 
     assert "535" in str(caught.value)
+    assert not caught.value.transient  # the same credentials fail every time
     assert "wrong-" not in str(caught.value)
     assert PASSWORD not in str(caught.value)
     assert smtp_server.recorder.received == []
 
 
 def test_refused_recipient_raises_mail_error(smtp_server: SmtpServer) -> None:
-    with pytest.raises(MailError, match="550"):
+    with pytest.raises(MailError, match="550") as caught:
         smtp_mailer(smtp_server.port).send(
             Email(to="nobody@example.org", subject="Hi", text="Hello")
         )
+
+    assert not caught.value.transient
 
 
 @pytest.mark.parametrize("scheme", ["smtp+starttls", "smtps"])

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
 from set2tracks import create_app
+from set2tracks.health import checks
+from tests.auth.helpers import sign_in
 from tests.backends import Backends
 from tests.conftest import base_config
+from tests.factories import UserFactory
 
 UNREACHABLE_DATABASE = "postgresql+psycopg://nobody@127.0.0.1:1/set2tracks_test"
 
@@ -52,8 +56,18 @@ def test_readyz_is_503_when_migrations_are_behind(backends: Backends, tmp_path: 
     assert "flask db upgrade" in response.json["checks"]["database"]["error"]
 
 
-def test_health_reports_version_profile_and_job_runner(client: FlaskClient) -> None:
-    body = client.get("/health").json
+HEALTH_TOKEN = "health-token-0123456789abcdef-0123456789"
+MONITOR = {"Authorization": f"Bearer {HEALTH_TOKEN}"}
+
+
+@pytest.fixture
+def monitored_app(app: Flask, backends: Backends, tmp_path: Path) -> Flask:
+    """An app whose /health a monitor reads with HEALTH_TOKEN."""
+    return create_app(base_config(backends, tmp_path, HEALTH_TOKEN=HEALTH_TOKEN))
+
+
+def test_health_reports_version_profile_and_job_runner(monitored_app: Flask) -> None:
+    body = monitored_app.test_client().get("/health", headers=MONITOR).json
 
     assert body["status"] == "ok"
     assert body["profile"] == "embedded"
@@ -65,9 +79,13 @@ def test_health_reports_version_profile_and_job_runner(client: FlaskClient) -> N
 def test_health_reports_redis_queues_and_workers(
     backends: Backends, tmp_path: Path, redis_url: str
 ) -> None:
-    app = create_app(base_config(backends, tmp_path, REDIS_URL=redis_url, JOB_RUNNER="rq"))
+    app = create_app(
+        base_config(
+            backends, tmp_path, REDIS_URL=redis_url, JOB_RUNNER="rq", HEALTH_TOKEN=HEALTH_TOKEN
+        )
+    )
 
-    body = app.test_client().get("/health").json
+    body = app.test_client().get("/health", headers=MONITOR).json
 
     assert body["checks"]["redis"] == {
         "ok": True,
@@ -85,3 +103,54 @@ def test_readyz_is_503_when_redis_is_unreachable(backends: Backends, tmp_path: P
 
     assert response.status_code == 503
     assert response.json["checks"]["redis"] == {"ok": False, "error": "redis unreachable"}
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer wrong-token-0123456789abcdef-0123456789"}],
+    ids=["anonymous", "wrong-token"],
+)
+def test_health_details_are_refused_without_the_token(
+    monitored_app: Flask, headers: dict[str, str]
+) -> None:
+    response = monitored_app.test_client().get("/health", headers=headers)
+
+    assert response.status_code == 401
+    assert response.mimetype == "application/problem+json"
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert "version" not in response.json
+    assert "uptime" not in response.get_data(as_text=True)
+
+
+def test_health_details_are_for_admins_among_signed_in_people(monitored_app: Flask) -> None:
+    member = monitored_app.test_client()
+    sign_in(member, UserFactory())
+    admin = monitored_app.test_client()
+    sign_in(admin, UserFactory(is_admin=True))
+
+    refused = member.get("/health")
+    allowed = admin.get("/health")
+
+    assert refused.status_code == 403
+    assert "version" not in refused.json
+    assert allowed.status_code == 200
+    assert allowed.json["version"]
+
+
+def test_readyz_reads_the_migration_scripts_once(
+    backends: Backends, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads = []
+    from_config = checks.ScriptDirectory.from_config
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        reads.append(args)
+        return from_config(*args, **kwargs)
+
+    monkeypatch.setattr(checks.ScriptDirectory, "from_config", counting)
+    client = create_app(base_config(backends, tmp_path)).test_client()
+
+    statuses = [client.get("/readyz").status_code for _ in range(3)]
+
+    assert statuses == [200, 200, 200]
+    assert len(reads) == 1

@@ -126,7 +126,8 @@ def test_set_page_describes_the_video_and_its_tracks_in_json_ld(client: FlaskCli
             "name": "Bicep - Glue",
             "startOffset": 65,
             "endOffset": 400,
-            "url": f"http://localhost/sets/{dj_set.id}?t=65",
+            # SITE_URL is unset in the tests: the embedded profile's own address.
+            "url": f"http://127.0.0.1:{client.application.config['PORT']}/sets/{dj_set.id}?t=65",
         }
     ]
 
