@@ -106,11 +106,20 @@ def list_command(fmt: str) -> None:
 
 
 @library_cli.command("remove")
-@click.argument("targets", nargs=-1, required=True)
+@click.argument("targets", nargs=-1)
+@click.option(
+    "--id",
+    "ids",
+    type=click.IntRange(1),
+    multiple=True,
+    help="Forget the file with this id (see `flask library list`); repeatable.",
+)
 @with_appcontext
-def remove_command(targets: tuple[str, ...]) -> None:
-    """Forget files by id, path, or every file under a folder."""
-    removed, unmatched = library.remove(targets)
+def remove_command(targets: tuple[str, ...], ids: tuple[int, ...]) -> None:
+    """Forget files by path, every file under a folder, or by --id."""
+    if not targets and not ids:
+        raise click.UsageError("name the files or folders to forget, or give --id ID")
+    removed, unmatched = library.remove(targets, ids)
     for row in removed:
         click.echo(f"removed {row.path}")
     click.echo(f"{len(removed)} file(s) removed")

@@ -372,22 +372,28 @@ def files(prefix: str | None = None) -> list[LibraryFile]:
     return list(db.session.scalars(query))
 
 
-def remove(targets: Sequence[str]) -> tuple[list[LibraryFile], list[str]]:
-    """Forget library files by id, path or folder; return (removed, targets matching nothing)."""
+def remove(
+    targets: Sequence[str], ids: Sequence[int] = ()
+) -> tuple[list[LibraryFile], list[str]]:
+    """Forget library files by path, folder or id; return (removed, targets matching nothing).
+
+    A target is always a path (a folder named 2019 is not file #2019): ids come in ``ids``.
+    """
     removed: dict[int, LibraryFile] = {}
     unmatched: list[str] = []
     for target in targets:
-        matched: list[LibraryFile] = []
-        if target.isdigit():
-            found = db.session.get(LibraryFile, int(target))
-            matched = [found] if found is not None else []
-        else:
-            path = str(Path(target).expanduser().resolve())
-            exact = db.session.scalar(select(LibraryFile).where(LibraryFile.path == path))
-            matched = [exact] if exact is not None else files(path.rstrip("/") + "/")
+        path = str(Path(target).expanduser().resolve())
+        exact = db.session.scalar(select(LibraryFile).where(LibraryFile.path == path))
+        matched = [exact] if exact is not None else files(path.rstrip("/") + "/")
         if not matched:
             unmatched.append(target)
         removed.update((row.id, row) for row in matched)
+    for file_id in ids:
+        found = db.session.get(LibraryFile, file_id)
+        if found is None:
+            unmatched.append(f"--id {file_id}")
+        else:
+            removed[found.id] = found
     for row in removed.values():
         _forget(row)
     db.session.commit()

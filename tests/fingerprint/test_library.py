@@ -469,7 +469,7 @@ def test_remove_by_id_path_and_folder(
     delta_id = library_file(music.delta).id
     monkeypatch.chdir(music.library)
 
-    by_id = run("library", "remove", str(delta_id))
+    by_id = run("library", "remove", "--id", str(delta_id))
     by_relative_path = run("library", "remove", "alpha.mp3")
     by_folder = run("library", "remove", music.library / "sub")
 
@@ -494,11 +494,33 @@ def test_removing_a_folder_spares_folders_that_share_its_prefix(run: Run) -> Non
 def test_remove_names_the_targets_it_does_not_know(run: Run) -> None:
     LibraryFileFactory(path="/music/kept.flac")
 
-    result = run("library", "remove", "999999", "/music/nowhere")
+    result = run("library", "remove", "999999", "/music/nowhere", "--id", "999999")
 
-    fails_cleanly(result, "not in the library: 999999, /music/nowhere")
+    fails_cleanly(result, "not in the library: 999999, /music/nowhere, --id 999999")
     assert "0 file(s) removed" in result.stdout
     assert [row.path for row in library.files()] == ["/music/kept.flac"]
+
+
+def test_a_folder_named_like_an_id_is_a_folder(
+    run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    numbered = LibraryFileFactory(path="/music/elsewhere/numbered.flac")
+    year = tmp_path / str(numbered.id)
+    year.mkdir()
+    LibraryFileFactory(path=str(year / "a.flac"))
+    LibraryFileFactory(path=str(tmp_path / "²" / "b.flac"))
+    monkeypatch.chdir(tmp_path)
+
+    by_folder = run("library", "remove", str(numbered.id))
+    superscript = run("library", "remove", "²")
+    unknown = run("library", "remove", "³")
+    by_id = run("library", "remove", "--id", str(numbered.id))
+
+    assert by_folder.stdout == f"removed {year / 'a.flac'}\n1 file(s) removed\n"
+    assert superscript.stdout == f"removed {tmp_path / '²' / 'b.flac'}\n1 file(s) removed\n"
+    fails_cleanly(unknown, "not in the library: ³")
+    assert by_id.stdout == "removed /music/elsewhere/numbered.flac\n1 file(s) removed\n"
+    assert library.files() == []
 
 
 def test_remove_keeps_a_track_that_a_tracklist_uses(run: Run, music: Music) -> None:
