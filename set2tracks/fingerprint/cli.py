@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 from flask.cli import AppGroup, with_appcontext
+from sqlalchemy.exc import SQLAlchemyError
 
 from set2tracks import tracklist_formats
 from set2tracks.fingerprint import library, scan
@@ -18,6 +19,8 @@ library_cli = AppGroup("library", help="Index your own music for offline recogni
 
 
 def _fail(error: Exception) -> click.ClickException:
+    if isinstance(error, SQLAlchemyError):
+        return click.ClickException(f"database error: {library.database_message(error)}")
     return click.ClickException(str(error))
 
 
@@ -51,7 +54,7 @@ def add_command(paths: tuple[Path, ...], jobs: int | None) -> None:
             width=30,
         ) as bar:
             report = library.add(found, jobs=jobs, on_progress=bar.update)
-    except (library.LibraryError, IndexStoreError) as error:
+    except (library.LibraryError, IndexStoreError, SQLAlchemyError) as error:
         raise _fail(error) from error
     seconds = report.audio_seconds
     speed = seconds / report.elapsed if report.elapsed > 0 else 0.0
@@ -127,6 +130,24 @@ def remove_command(targets: tuple[str, ...], ids: tuple[int, ...]) -> None:
         raise click.ClickException("not in the library: " + ", ".join(unmatched))
 
 
+@library_cli.command("repair")
+@with_appcontext
+def repair_command() -> None:
+    """Forget the files whose fingerprints are lost, so that `add` indexes them again."""
+    try:
+        repaired = library.repair()
+    except (IndexStoreError, SQLAlchemyError) as error:
+        raise _fail(error) from error
+    for name in repaired.missing_segments:
+        click.echo(f"dropped missing index segment {name}")
+    for path in repaired.forgotten:
+        click.echo(f"forgot {path}")
+    click.echo(
+        f"{len(repaired.forgotten)} file(s) to index again"
+        + (": run `flask library add` on your music" if repaired.forgotten else "")
+    )
+
+
 @library_cli.command("stats")
 @with_appcontext
 def stats_command() -> None:
@@ -161,8 +182,14 @@ def identify_command(mix: Path, fmt: str, min_confidence: float) -> None:
     _require_ffmpeg()
     try:
         result = library.identify(mix.expanduser(), min_confidence)
-    except (library.LibraryError, IndexStoreError) as error:
+    except (library.LibraryError, IndexStoreError, SQLAlchemyError) as error:
         raise _fail(error) from error
+    for name in result.missing_segments:
+        click.echo(
+            f"warning: index segment {name} is missing or damaged, its tracks cannot be found:"
+            " run `flask library repair`, then `flask library add` on your music again",
+            err=True,
+        )
     if fmt == "json":
         document = {
             "duration": round(result.duration, 2),

@@ -165,6 +165,11 @@ def segment_rows() -> set[str]:
     return set(db.session.scalars(select(FingerprintSegment.name)))
 
 
+def stores_a_segment(session: Session) -> bool:
+    """The session is about to commit an index segment."""
+    return any(isinstance(row, FingerprintSegment) for row in session.new)
+
+
 def played(result: Result) -> list[dict[str, Any]]:
     assert result.exit_code == 0, result.output
     tracks: list[dict[str, Any]] = json.loads(result.stdout)["tracks"]
@@ -384,14 +389,14 @@ def test_an_interrupted_add_keeps_what_was_done_and_resumes(
     assert titles == ["Alpha", "Beta"]
 
 
-def test_a_crash_before_the_commit_leaves_nothing_behind(
+def test_a_failed_commit_is_one_line_and_the_next_add_sweeps_its_segment(
     run: Run, music: Music, index_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     real_commit = Session.commit
     failures = [OperationalError("COMMIT", {}, Exception("server closed the connection"))]
 
     def commit_failing_once(self: Session) -> None:
-        if failures:
+        if failures and stores_a_segment(self):
             raise failures.pop()
         real_commit(self)
 
@@ -399,14 +404,95 @@ def test_a_crash_before_the_commit_leaves_nothing_behind(
 
     crashed = add(run, music.alpha, music.beta)
 
-    assert crashed.exit_code == 1
-    assert isinstance(crashed.exception, OperationalError)
+    fails_cleanly(
+        crashed,
+        "database error (server closed the connection): the 0 file(s) stored before it are"
+        " kept; run the same command again to index the rest",
+    )
     assert count(LibraryFile) == 0
     assert count(Track) == 0
     assert segment_rows() == set()
-    assert segment_folders(index_dir) == set()
+    # Never deleted after a failed commit: the commit may have reached the database.
+    assert len(segment_folders(index_dir)) == 1
     again = add(run, music.alpha, music.beta)
     assert again.stdout.splitlines()[0].startswith("indexed 2 file(s)")
+    assert segment_folders(index_dir) == segment_rows()
+
+
+def test_a_commit_that_lands_then_fails_keeps_the_index_usable(
+    run: Run, music: Music, index_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The commit reaches the database, then the connection drops before it says so."""
+    add(run, music.alpha)
+    real_commit = Session.commit
+    failures = [OperationalError("COMMIT", {}, Exception("server closed the connection"))]
+
+    def commit_then_fail(self: Session) -> None:
+        landing = stores_a_segment(self)
+        real_commit(self)
+        if failures and landing:
+            raise failures.pop()
+
+    monkeypatch.setattr(Session, "commit", commit_then_fail)
+
+    crashed = add(run, music.beta)
+
+    monkeypatch.setattr(Session, "commit", real_commit)
+    fails_cleanly(crashed, "database error (server closed the connection)")
+    assert count(LibraryFile) == 2
+    assert segment_folders(index_dir) == segment_rows()
+    assert [entry["title"] for entry in played(identify(run, music.mix))] == ["Alpha", "Beta"]
+    again = add(run, music.alpha, music.beta)
+    assert again.stdout.splitlines()[0].startswith("indexed 0 file(s)")
+    assert "2 already indexed" in again.stdout
+
+
+def test_a_lost_segment_is_skipped_and_repair_lets_add_index_it_again(
+    run: Run, music: Music, index_dir: Path
+) -> None:
+    add(run, music.alpha)
+    add(run, music.beta)
+    beta_segment = library_file(music.beta).segment
+    assert beta_segment is not None
+    shutil.rmtree(index_dir / "segments" / beta_segment)
+
+    damaged = identify(run, music.mix)
+    skipped = add(run, music.beta)
+    repaired = run("library", "repair")
+    readded = add(run, music.beta)
+
+    assert [entry["title"] for entry in played(damaged)] == ["Alpha"]
+    assert f"warning: index segment {beta_segment} is missing" in damaged.stderr
+    assert "1 already indexed" in skipped.stdout
+    assert repaired.exit_code == 0, repaired.output
+    assert repaired.stdout == (
+        f"dropped missing index segment {beta_segment}\nforgot {music.beta}\n"
+        "1 file(s) to index again: run `flask library add` on your music\n"
+    )
+    assert readded.stdout.splitlines()[0].startswith("indexed 1 file(s)")
+    restored = identify(run, music.mix)
+    assert [entry["title"] for entry in played(restored)] == ["Alpha", "Beta"]
+    assert "warning" not in restored.stderr
+    assert segment_folders(index_dir) == segment_rows()
+
+
+def test_a_removed_file_never_answers_for_a_file_that_gets_its_id(
+    run: Run, music: Music, index_dir: Path
+) -> None:
+    add(run, music.gamma)
+    add(run, music.alpha)
+    alpha_id = library_file(music.alpha).id
+    run("library", "remove", music.alpha)
+
+    add(run, music.delta)
+
+    # SQLite gives the newest file's id to the next one; PostgreSQL never reuses it.
+    delta = library_file(music.delta)
+    found = played(identify(run, music.mix))
+    # The mix plays alpha from 0 s, delta from 28 s: alpha's old rows must not say "delta".
+    assert [entry["title"] for entry in found] == ["delta"]
+    assert found[0]["start"] > 20
+    assert delta.id == alpha_id or db.engine.dialect.name == "postgresql"
 
 
 # Listing, statistics, removing.
