@@ -12,6 +12,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,16 +22,18 @@ from typing import Any
 import pytest
 from click.testing import Result
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from set2tracks import tracklist_formats
+from set2tracks import create_app, tracklist_formats
 from set2tracks.extensions import db
-from set2tracks.fingerprint import library
+from set2tracks.fingerprint import engine, library
 from set2tracks.fingerprint.mixes import MixPlan, Segment, TruthEntry, build_mix, tone_track
 from set2tracks.fingerprint.models import FingerprintSegment, LibraryFile
 from set2tracks.tracks.models import Track
+from tests.backends import Backends
+from tests.conftest import base_config
 from tests.factories import LibraryFileFactory, SetTrackFactory, TrackFactory
 
 # Seconds of each generated track: the library holds 1:50 of audio.
@@ -493,6 +496,46 @@ def test_a_removed_file_never_answers_for_a_file_that_gets_its_id(
     assert [entry["title"] for entry in found] == ["delta"]
     assert found[0]["start"] > 20
     assert delta.id == alpha_id or db.engine.dialect.name == "postgresql"
+
+
+@pytest.mark.postgres
+@pytest.mark.committing
+def test_indexing_that_outlasts_the_idle_transaction_timeout_completes(
+    backends: Backends, music: Music, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL ends a session idle in a transaction (60 s in production, 1 s here)."""
+    slow = create_app(
+        base_config(
+            backends,
+            tmp_path,
+            FINGERPRINT_DIR=str(tmp_path / "index"),
+            SQLALCHEMY_ENGINE_OPTIONS={
+                "connect_args": {"options": "-c idle_in_transaction_session_timeout=1000"}
+            },
+        )
+    )
+    real_fingerprint = engine.fingerprint_file
+
+    def fingerprint_outlasting_the_timeout(path: Path, digest: str) -> Any:
+        result = real_fingerprint(path, digest)
+        time.sleep(1.5)  # a long track on a busy machine: longer than the timeout
+        return result
+
+    monkeypatch.setattr(engine, "fingerprint_file", fingerprint_outlasting_the_timeout)
+    runner = slow.test_cli_runner()
+
+    # The commands run in the current app context: this app's, not the session app's.
+    with slow.app_context():
+        added = runner.invoke(args=["library", "add", "--jobs", "1", str(music.library)])
+        found = runner.invoke(args=["identify", str(music.mix), "--format", "json"])
+        timeout = db.session.scalar(text("SHOW idle_in_transaction_session_timeout"))
+        db.session.remove()
+        db.engine.dispose()
+
+    assert timeout == "1s"
+    assert added.exit_code == 0, added.output
+    assert added.stdout.splitlines()[0].startswith("indexed 3 file(s)")
+    assert [entry["title"] for entry in played(found)] == ["Alpha", "Beta"]
 
 
 # Listing, statistics, removing.
