@@ -108,24 +108,50 @@ def list_command(fmt: str) -> None:
         click.echo("the library is empty: add music with `flask library add PATH...`", err=True)
 
 
-@library_cli.command("remove")
-@click.argument("targets", nargs=-1)
-@click.option(
+def _require_targets(targets: tuple[str, ...], ids: tuple[int, ...]) -> None:
+    if not targets and not ids:
+        raise click.UsageError("name files or folders, or give --id ID")
+
+
+_ids_option = click.option(
     "--id",
     "ids",
     type=click.IntRange(1),
     multiple=True,
-    help="Forget the file with this id (see `flask library list`); repeatable.",
+    help="A library file's id (see `flask library list`); repeatable.",
 )
+
+
+@library_cli.command("remove")
+@click.argument("targets", nargs=-1)
+@_ids_option
 @with_appcontext
 def remove_command(targets: tuple[str, ...], ids: tuple[int, ...]) -> None:
     """Forget files by path, every file under a folder, or by --id."""
-    if not targets and not ids:
-        raise click.UsageError("name the files or folders to forget, or give --id ID")
+    _require_targets(targets, ids)
     removed, unmatched = library.remove(targets, ids)
     for row in removed:
         click.echo(f"removed {row.path}")
     click.echo(f"{len(removed)} file(s) removed")
+    if unmatched:
+        raise click.ClickException("not in the library: " + ", ".join(unmatched))
+
+
+@library_cli.command("publish")
+@click.argument("targets", nargs=-1)
+@_ids_option
+@with_appcontext
+def publish_command(targets: tuple[str, ...], ids: tuple[int, ...]) -> None:
+    """Show the tracks of these files in the public catalogue (by path, folder or --id).
+
+    Tracks found only in your library are private until published: admins, and the owners
+    of sets they play in, see them; everyone else sees an unidentified row.
+    """
+    _require_targets(targets, ids)
+    published, unmatched = library.publish(targets, ids)
+    for track in published:
+        click.echo(f"published #{track.id} {track.artist} - {track.title}")
+    click.echo(f"{len(published)} track(s) published")
     if unmatched:
         raise click.ClickException("not in the library: " + ", ".join(unmatched))
 

@@ -41,7 +41,7 @@ from set2tracks.fingerprint.index import (
 from set2tracks.fingerprint.models import FingerprintSegment, LibraryFile
 from set2tracks.sets.models import SetTrack
 from set2tracks.tracks.models import Track
-from set2tracks.tracks.services import search_document
+from set2tracks.tracks.services import publish_library_tracks, search_document
 
 logger = logging.getLogger(__name__)
 
@@ -495,12 +495,12 @@ def files(prefix: str | None = None) -> list[LibraryFile]:
     return list(db.session.scalars(query))
 
 
-def remove(targets: Sequence[str], ids: Sequence[int] = ()) -> tuple[list[LibraryFile], list[str]]:
-    """Forget library files by path, folder or id; return (removed, targets matching nothing).
+def find(targets: Sequence[str], ids: Sequence[int] = ()) -> tuple[list[LibraryFile], list[str]]:
+    """Library files by path, folder or id: (found, targets matching nothing).
 
     A target is always a path (a folder named 2019 is not file #2019): ids come in ``ids``.
     """
-    removed: dict[int, LibraryFile] = {}
+    found: dict[int, LibraryFile] = {}
     unmatched: list[str] = []
     for target in targets:
         path = str(Path(target).expanduser().resolve())
@@ -508,17 +508,29 @@ def remove(targets: Sequence[str], ids: Sequence[int] = ()) -> tuple[list[Librar
         matched = [exact] if exact is not None else files(path.rstrip("/") + "/")
         if not matched:
             unmatched.append(target)
-        removed.update((row.id, row) for row in matched)
+        found.update((row.id, row) for row in matched)
     for file_id in ids:
-        found = db.session.get(LibraryFile, file_id)
-        if found is None:
+        row = db.session.get(LibraryFile, file_id)
+        if row is None:
             unmatched.append(f"--id {file_id}")
         else:
-            removed[found.id] = found
-    for row in removed.values():
+            found[row.id] = row
+    return list(found.values()), unmatched
+
+
+def remove(targets: Sequence[str], ids: Sequence[int] = ()) -> tuple[list[LibraryFile], list[str]]:
+    """Forget library files by path, folder or id; return (removed, targets matching nothing)."""
+    removed, unmatched = find(targets, ids)
+    for row in removed:
         _forget(row)
     db.session.commit()
-    return list(removed.values()), unmatched
+    return removed, unmatched
+
+
+def publish(targets: Sequence[str], ids: Sequence[int] = ()) -> tuple[list[Track], list[str]]:
+    """Make the catalogue tracks of library files public; return (tracks, unmatched)."""
+    found, unmatched = find(targets, ids)
+    return publish_library_tracks([row.id for row in found]), unmatched
 
 
 def stats() -> Stats:

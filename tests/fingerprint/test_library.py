@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from click.testing import Result
 from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
@@ -351,6 +352,41 @@ def test_a_catalogue_track_with_the_same_isrc_is_linked(run: Run, music: Music) 
     assert count(Track) == 1
     listed = json.loads(run("library", "list", "--format", "json").stdout)
     assert listed[0]["track_id"] == known.id
+
+
+def test_library_tracks_are_private_until_published(
+    run: Run, music: Music, client: FlaskClient
+) -> None:
+    known = TrackFactory(isrc=BETA_ISRC, title="Beta (Original Mix)", artist="Catalogue B")
+    add(run, music.alpha, music.beta)
+    alpha_track = library_file(music.alpha).track
+    assert alpha_track is not None
+
+    hidden = [item["title"] for item in client.get("/api/v1/tracks").json["items"]]
+    detail = client.get(f"/api/v1/tracks/{alpha_track.id}")
+    published = run("library", "publish", music.alpha)
+    shown = [item["title"] for item in client.get("/api/v1/tracks").json["items"]]
+
+    # A track the catalogue knew before stays public; one only the library knows does not.
+    assert hidden == ["Beta (Original Mix)"]
+    assert known.is_public
+    assert detail.status_code == 404
+    assert published.stdout == (
+        f"published #{alpha_track.id} Artist A - Alpha\n1 track(s) published\n"
+    )
+    assert sorted(shown) == ["Alpha", "Beta (Original Mix)"]
+
+
+def test_identify_reads_a_mix_whose_name_looks_like_a_protocol(
+    run: Run, music: Music, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add(run, music.alpha, music.beta)
+    shutil.copy(music.mix, tmp_path / "set:1.mp3")
+    monkeypatch.chdir(tmp_path)
+
+    found = identify(run, Path("set:1.mp3"))
+
+    assert [entry["title"] for entry in played(found)] == ["Alpha", "Beta"]
 
 
 def test_an_interrupted_add_keeps_what_was_done_and_resumes(
