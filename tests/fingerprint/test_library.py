@@ -23,13 +23,14 @@ import pytest
 from click.testing import Result
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from set2tracks import create_app, tracklist_formats
 from set2tracks.extensions import db
 from set2tracks.fingerprint import engine, library
+from set2tracks.fingerprint.index import SegmentStore
 from set2tracks.fingerprint.mixes import MixPlan, Segment, TruthEntry, build_mix, tone_track
 from set2tracks.fingerprint.models import FingerprintSegment, LibraryFile
 from set2tracks.tracks.models import Track
@@ -484,6 +485,55 @@ def test_a_commit_that_lands_then_fails_keeps_the_index_usable(
     again = add(run, music.alpha, music.beta)
     assert again.stdout.splitlines()[0].startswith("indexed 0 file(s)")
     assert "2 already indexed" in again.stdout
+
+
+def test_a_merge_whose_commit_lands_then_fails_keeps_the_index_usable(
+    run: Run, music: Music, index_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for path in (music.alpha, music.beta, music.gamma):
+        add(run, path)
+    real_commit = Session.commit
+    real_merge = SegmentStore.merge
+    merged: list[str] = []
+
+    def merge(self: SegmentStore, *args: Any) -> tuple[str, int, int]:
+        written = real_merge(self, *args)
+        merged.append(written[0])
+        return written
+
+    def merge_commit_then_fail(self: Session) -> None:
+        real_commit(self)
+        if merged and len(merged) == 1:  # the first commit after the merge was written
+            merged.append("committed")
+            raise OperationalError("COMMIT", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(SegmentStore, "merge", merge)
+    monkeypatch.setattr(Session, "commit", merge_commit_then_fail)
+
+    crashed = add(run, music.delta)
+
+    monkeypatch.setattr(Session, "commit", real_commit)
+    fails_cleanly(crashed, "database error (server closed the connection)")
+    assert segment_rows() == {merged[0]}
+    assert len(segment_folders(index_dir)) == 5  # the four merged away are left to the sweep
+    assert [entry["title"] for entry in played(identify(run, music.mix))] == [
+        "Alpha",
+        "delta",
+        "Beta",
+    ]
+    add(run, music.library)  # the next writer sweeps the merged-away folders
+    assert segment_folders(index_dir) == segment_rows()
+
+
+def test_files_indexed_before_segments_were_recorded_are_still_found(
+    run: Run, music: Music
+) -> None:
+    add(run, music.alpha)
+    add(run, music.beta)
+    db.session.execute(update(LibraryFile).values(segment=None))
+    db.session.commit()
+
+    assert [entry["title"] for entry in played(identify(run, music.mix))] == ["Alpha", "Beta"]
 
 
 def test_a_lost_segment_is_skipped_and_repair_lets_add_index_it_again(
