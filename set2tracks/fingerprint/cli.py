@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import ParamSpec
 
 import click
 from flask.cli import AppGroup, with_appcontext
@@ -15,6 +18,8 @@ from set2tracks.fingerprint import library, scan
 from set2tracks.fingerprint.audio import AudioError, ffmpeg_path
 from set2tracks.fingerprint.index import IndexStoreError
 
+P = ParamSpec("P")
+
 library_cli = AppGroup("library", help="Index your own music for offline recognition.")
 
 
@@ -22,6 +27,19 @@ def _fail(error: Exception) -> click.ClickException:
     if isinstance(error, SQLAlchemyError):
         return click.ClickException(f"database error: {library.database_message(error)}")
     return click.ClickException(str(error))
+
+
+def _database_errors_in_one_line(command: Callable[P, None]) -> Callable[P, None]:
+    """A database error ends the command with one line, not a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            command(*args, **kwargs)
+        except SQLAlchemyError as error:
+            raise _fail(error) from error
+
+    return wrapper
 
 
 def _duration(seconds: float) -> str:
@@ -78,6 +96,7 @@ def add_command(paths: tuple[Path, ...], jobs: int | None) -> None:
     "--format", "fmt", type=click.Choice(["txt", "json"]), default="txt", show_default=True
 )
 @with_appcontext
+@_database_errors_in_one_line
 def list_command(fmt: str) -> None:
     """List the indexed files."""
     rows = library.files()
@@ -126,6 +145,7 @@ _ids_option = click.option(
 @click.argument("targets", nargs=-1)
 @_ids_option
 @with_appcontext
+@_database_errors_in_one_line
 def remove_command(targets: tuple[str, ...], ids: tuple[int, ...]) -> None:
     """Forget files by path, every file under a folder, or by --id."""
     _require_targets(targets, ids)
@@ -141,6 +161,7 @@ def remove_command(targets: tuple[str, ...], ids: tuple[int, ...]) -> None:
 @click.argument("targets", nargs=-1)
 @_ids_option
 @with_appcontext
+@_database_errors_in_one_line
 def publish_command(targets: tuple[str, ...], ids: tuple[int, ...]) -> None:
     """Show the tracks of these files in the public catalogue (by path, folder or --id).
 
@@ -176,6 +197,7 @@ def repair_command() -> None:
 
 @library_cli.command("stats")
 @with_appcontext
+@_database_errors_in_one_line
 def stats_command() -> None:
     """Files, hours of audio and the index's size."""
     stats = library.stats()

@@ -738,6 +738,21 @@ def test_a_folder_named_like_an_id_is_a_folder(
     assert library.files() == []
 
 
+def test_a_database_error_while_removing_is_one_line(
+    run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    LibraryFileFactory(path="/music/kept.flac")
+
+    def commit_failing(self: Session) -> None:
+        raise OperationalError("COMMIT", {}, Exception("the database system is shutting down"))
+
+    monkeypatch.setattr(Session, "commit", commit_failing)
+
+    result = run("library", "remove", "/music/kept.flac")
+
+    fails_cleanly(result, "database error: the database system is shutting down")
+
+
 def test_remove_keeps_a_track_that_a_tracklist_uses(run: Run, music: Music) -> None:
     add(run, music.alpha, music.beta)
     alpha_track = library_file(music.alpha).track
