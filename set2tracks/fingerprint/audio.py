@@ -26,6 +26,25 @@ READ_AHEAD_BLOCKS = 4  # two minutes of audio decoded ahead of the caller at mos
 
 Samples = npt.NDArray[np.float32]
 
+# ffmpeg reads whatever an input names: an HLS playlist or an ffconcat script renamed .mp3
+# would make it open other local files or URLs. Inputs may only be local files, and only
+# the audio containers a music library or a recorded mix comes in.
+PROTOCOLS = "file,pipe"
+AUDIO_DEMUXERS = "mp3,flac,wav,w64,ogg,mov,aac,aiff,matroska,asf,wv,ape,caf"
+
+
+def input_args(path: Path) -> list[str]:
+    """ffmpeg/ffprobe options that open ``path`` as a local audio file and nothing else."""
+    # "file:" and an absolute path: a name like "set:1.mp3" is not read as a protocol.
+    return [
+        "-protocol_whitelist",
+        PROTOCOLS,
+        "-format_whitelist",
+        AUDIO_DEMUXERS,
+        "-i",
+        f"file:{Path(path).absolute()}",
+    ]
+
 
 class AudioError(Exception):
     """ffmpeg could not decode the file; the message says why in one line."""
@@ -56,7 +75,7 @@ def decode(
     command = [ffmpeg_path(), "-nostdin", "-v", "error"]
     if start > 0:
         command += ["-ss", f"{start:.4f}"]
-    command += ["-i", str(path)]
+    command += input_args(path)
     if duration is not None:
         command += ["-t", f"{max(duration, 0.0):.4f}"]
     command += ["-vn", "-sn", "-ac", "1", "-ar", str(sample_rate), "-f", "f32le", "pipe:1"]

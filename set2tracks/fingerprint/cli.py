@@ -2,23 +2,44 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import ParamSpec
 
 import click
 from flask.cli import AppGroup, with_appcontext
+from sqlalchemy.exc import SQLAlchemyError
 
 from set2tracks import tracklist_formats
 from set2tracks.fingerprint import library, scan
 from set2tracks.fingerprint.audio import AudioError, ffmpeg_path
 from set2tracks.fingerprint.index import IndexStoreError
 
+P = ParamSpec("P")
+
 library_cli = AppGroup("library", help="Index your own music for offline recognition.")
 
 
 def _fail(error: Exception) -> click.ClickException:
+    if isinstance(error, SQLAlchemyError):
+        return click.ClickException(f"database error: {library.database_message(error)}")
     return click.ClickException(str(error))
+
+
+def _database_errors_in_one_line(command: Callable[P, None]) -> Callable[P, None]:
+    """A database error ends the command with one line, not a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            command(*args, **kwargs)
+        except SQLAlchemyError as error:
+            raise _fail(error) from error
+
+    return wrapper
 
 
 def _duration(seconds: float) -> str:
@@ -51,7 +72,7 @@ def add_command(paths: tuple[Path, ...], jobs: int | None) -> None:
             width=30,
         ) as bar:
             report = library.add(found, jobs=jobs, on_progress=bar.update)
-    except (library.LibraryError, IndexStoreError) as error:
+    except (library.LibraryError, IndexStoreError, SQLAlchemyError) as error:
         raise _fail(error) from error
     seconds = report.audio_seconds
     speed = seconds / report.elapsed if report.elapsed > 0 else 0.0
@@ -75,6 +96,7 @@ def add_command(paths: tuple[Path, ...], jobs: int | None) -> None:
     "--format", "fmt", type=click.Choice(["txt", "json"]), default="txt", show_default=True
 )
 @with_appcontext
+@_database_errors_in_one_line
 def list_command(fmt: str) -> None:
     """List the indexed files."""
     rows = library.files()
@@ -105,12 +127,29 @@ def list_command(fmt: str) -> None:
         click.echo("the library is empty: add music with `flask library add PATH...`", err=True)
 
 
+def _require_targets(targets: tuple[str, ...], ids: tuple[int, ...]) -> None:
+    if not targets and not ids:
+        raise click.UsageError("name files or folders, or give --id ID")
+
+
+_ids_option = click.option(
+    "--id",
+    "ids",
+    type=click.IntRange(1),
+    multiple=True,
+    help="A library file's id (see `flask library list`); repeatable.",
+)
+
+
 @library_cli.command("remove")
-@click.argument("targets", nargs=-1, required=True)
+@click.argument("targets", nargs=-1)
+@_ids_option
 @with_appcontext
-def remove_command(targets: tuple[str, ...]) -> None:
-    """Forget files by id, path, or every file under a folder."""
-    removed, unmatched = library.remove(targets)
+@_database_errors_in_one_line
+def remove_command(targets: tuple[str, ...], ids: tuple[int, ...]) -> None:
+    """Forget files by path, every file under a folder, or by --id."""
+    _require_targets(targets, ids)
+    removed, unmatched = library.remove(targets, ids)
     for row in removed:
         click.echo(f"removed {row.path}")
     click.echo(f"{len(removed)} file(s) removed")
@@ -118,8 +157,47 @@ def remove_command(targets: tuple[str, ...]) -> None:
         raise click.ClickException("not in the library: " + ", ".join(unmatched))
 
 
+@library_cli.command("publish")
+@click.argument("targets", nargs=-1)
+@_ids_option
+@with_appcontext
+@_database_errors_in_one_line
+def publish_command(targets: tuple[str, ...], ids: tuple[int, ...]) -> None:
+    """Show the tracks of these files in the public catalogue (by path, folder or --id).
+
+    Tracks found only in your library are private until published: admins, and the owners
+    of sets they play in, see them; everyone else sees an unidentified row.
+    """
+    _require_targets(targets, ids)
+    published, unmatched = library.publish(targets, ids)
+    for track in published:
+        click.echo(f"published #{track.id} {track.artist} - {track.title}")
+    click.echo(f"{len(published)} track(s) published")
+    if unmatched:
+        raise click.ClickException("not in the library: " + ", ".join(unmatched))
+
+
+@library_cli.command("repair")
+@with_appcontext
+def repair_command() -> None:
+    """Forget the files whose fingerprints are lost, so that `add` indexes them again."""
+    try:
+        repaired = library.repair()
+    except (IndexStoreError, SQLAlchemyError) as error:
+        raise _fail(error) from error
+    for name in repaired.missing_segments:
+        click.echo(f"dropped missing index segment {name}")
+    for path in repaired.forgotten:
+        click.echo(f"forgot {path}")
+    click.echo(
+        f"{len(repaired.forgotten)} file(s) to index again"
+        + (": run `flask library add` on your music" if repaired.forgotten else "")
+    )
+
+
 @library_cli.command("stats")
 @with_appcontext
+@_database_errors_in_one_line
 def stats_command() -> None:
     """Files, hours of audio and the index's size."""
     stats = library.stats()
@@ -152,8 +230,14 @@ def identify_command(mix: Path, fmt: str, min_confidence: float) -> None:
     _require_ffmpeg()
     try:
         result = library.identify(mix.expanduser(), min_confidence)
-    except (library.LibraryError, IndexStoreError) as error:
+    except (library.LibraryError, IndexStoreError, SQLAlchemyError) as error:
         raise _fail(error) from error
+    for name in result.missing_segments:
+        click.echo(
+            f"warning: index segment {name} is missing or damaged, its tracks cannot be found:"
+            " run `flask library repair`, then `flask library add` on your music again",
+            err=True,
+        )
     if fmt == "json":
         document = {
             "duration": round(result.duration, 2),

@@ -15,7 +15,10 @@ changed; which segments are live is the database's business
 (``FingerprintSegment`` rows, committed in the same transaction as the library files whose
 fingerprints they hold). A segment folder without a row is the leftover of an interrupted
 run and is deleted by the next writer. Removing a library file leaves its fingerprints in
-place until segments are merged: lookups drop ids that are no longer live.
+place until segments are merged: lookups drop ids that are no longer live. Liveness is per
+segment (the database records which segment holds each file's fingerprints): on SQLite a
+removed file's id can be given to a new file, and the old file's rows, still in an older
+segment, must not answer for the new one.
 
 Nothing here knows Flask or SQL: the library service (``library.py``) does the bookkeeping.
 """
@@ -26,7 +29,7 @@ import fcntl
 import os
 import shutil
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -237,20 +240,42 @@ class SegmentStore:
         return Segment(name, keys, payload, peaks)
 
     def merge(
-        self, segments: Sequence[Segment], live: npt.NDArray[np.bool_] | None
+        self,
+        segments: Sequence[Segment],
+        live: npt.NDArray[np.bool_] | Sequence[npt.NDArray[np.bool_]] | None,
     ) -> tuple[str, int, int]:
-        """Write one segment of the rows of ``segments`` whose file is live: name, rows, bytes."""
-        keys = np.concatenate([segment.keys for segment in segments])
-        payload = np.concatenate([segment.payload for segment in segments])
-        peak_files = np.concatenate([segment.peaks.row_files() for segment in segments])
-        times = np.concatenate([segment.peaks.times for segment in segments])
-        logf = np.concatenate([segment.peaks.logf for segment in segments])
-        level = np.concatenate([segment.peaks.level for segment in segments])
-        if live is not None:
-            keep = _alive(live, (payload >> np.uint64(_FILE_SHIFT)).astype(np.int64))
-            keys, payload = keys[keep], payload[keep]
-            keep = _alive(live, peak_files)
-            peak_files, times, logf, level = peak_files[keep], times[keep], logf[keep], level[keep]
+        """Write one segment of the rows of ``segments`` whose file is live: name, rows, bytes.
+
+        ``live`` is one mask of live file ids for every segment, or one mask per segment.
+        """
+        masks = [live] * len(segments) if isinstance(live, np.ndarray) else live
+        keys_parts, payload_parts, peak_parts = [], [], []
+        for position, segment in enumerate(segments):
+            keys, payload = np.asarray(segment.keys), np.asarray(segment.payload)
+            peak_files = segment.peaks.row_files()
+            times, logf, level = (
+                np.asarray(segment.peaks.times),
+                np.asarray(segment.peaks.logf),
+                np.asarray(segment.peaks.level),
+            )
+            if masks is not None:
+                keep = _alive(masks[position], (payload >> np.uint64(_FILE_SHIFT)).astype(np.int64))
+                keys, payload = keys[keep], payload[keep]
+                keep = _alive(masks[position], peak_files)
+                peak_files, times, logf, level = (
+                    peak_files[keep],
+                    times[keep],
+                    logf[keep],
+                    level[keep],
+                )
+            keys_parts.append(keys)
+            payload_parts.append(payload)
+            peak_parts.append((peak_files, times, logf, level))
+        keys = np.concatenate(keys_parts)
+        payload = np.concatenate(payload_parts)
+        peak_files, times, logf, level = (
+            np.concatenate([part[column] for part in peak_parts]) for column in range(4)
+        )
         # Files never span segments, so a stable sort by file keeps each file's peaks in order.
         order = np.argsort(peak_files, kind="stable")
         files, counts = np.unique(peak_files[order], return_counts=True)
@@ -314,26 +339,46 @@ def plan_merges(
     return groups
 
 
-class IndexReader:
-    """The live segments, memory-mapped, and the live file ids: what a lookup needs."""
+def live_mask(ids: Iterable[int]) -> npt.NDArray[np.bool_]:
+    """A mask indexed by file id, true for ``ids``."""
+    found = np.fromiter(ids, dtype=np.int64)
+    mask = np.zeros(int(found.max()) + 1 if len(found) else 1, dtype=bool)
+    mask[found] = True
+    return mask
 
-    def __init__(self, segments: Sequence[Segment], live_ids: Iterable[int]) -> None:
+
+class IndexReader:
+    """The live segments, memory-mapped, and the live file ids: what a lookup needs.
+
+    ``live_ids`` are the ids live in every segment, or, by segment name, the ids whose
+    fingerprints each segment holds for the library now (a segment not named has none).
+    """
+
+    def __init__(
+        self, segments: Sequence[Segment], live_ids: Iterable[int] | Mapping[str, Iterable[int]]
+    ) -> None:
         self.segments = list(segments)
-        ids = np.fromiter(live_ids, dtype=np.int64)
-        self.live = np.zeros(int(ids.max()) + 1 if len(ids) else 1, dtype=bool)
-        self.live[ids] = True
-        # Where each file's peaks are: segment, first row, row count.
+        if isinstance(live_ids, Mapping):
+            self._live = [live_mask(live_ids.get(segment.name, ())) for segment in self.segments]
+        else:
+            everywhere = live_mask(live_ids)
+            self._live = [everywhere] * len(self.segments)
+        # Where each live file's peaks are: segment, first row, row count.
         self._peak_rows: dict[int, tuple[PeakTable, int, int]] = {}
-        for segment in self.segments:
+        for segment, live in zip(self.segments, self._live, strict=True):
             table = segment.peaks
             starts = np.cumsum(table.counts) - table.counts
-            for file_id, start, count in zip(table.files, starts, table.counts, strict=True):
-                self._peak_rows[int(file_id)] = (table, int(start), int(count))
+            alive = _alive(live, np.asarray(table.files, np.int64))
+            for file_id, start, count, keep in zip(
+                table.files, starts, table.counts, alive, strict=True
+            ):
+                if keep:
+                    self._peak_rows[int(file_id)] = (table, int(start), int(count))
 
     def peaks(self, file_id: int, first_frame: int, last_frame: int) -> Peaks | None:
         """The stored peaks of a file between two of its frames, or None if it has none."""
         where = self._peak_rows.get(file_id)
-        if where is None or not _alive(self.live, np.array([file_id]))[0]:
+        if where is None:
             return None
         table, start, count = where
         times = table.times[start : start + count]
@@ -346,15 +391,7 @@ class IndexReader:
     def lookup(self, hashes: U32) -> Candidates:
         """Every live index row whose hash equals one of ``hashes``."""
         query, payload = self._rows(hashes)
-        found = unpack(query, payload)
-        alive = _alive(self.live, found.file_ids)
-        return Candidates(
-            found.query[alive],
-            found.file_ids[alive],
-            found.times[alive],
-            found.spans[alive],
-            found.logf[alive],
-        )
+        return unpack(query, payload)
 
     def matches(
         self,
@@ -378,7 +415,7 @@ class IndexReader:
         log_pitch = (logf[query] - (packed & ((1 << LOGF_BITS) - 1))).astype(np.float32)
         log_pitch /= LOGF_PAYLOAD_STEPS
         files = packed >> _FILE_SHIFT
-        keep = (np.abs(log_pitch) <= max_log_pitch) & _alive(self.live, files)
+        keep = np.abs(log_pitch) <= max_log_pitch
         packed = packed[keep]
         return Matched(
             query=query[keep],
@@ -389,11 +426,12 @@ class IndexReader:
         )
 
     def _rows(self, hashes: U32) -> tuple[npt.NDArray[np.int64], U64]:
+        """The live rows of every segment for ``hashes``: (index into ``hashes``, payload)."""
         order = np.argsort(hashes, kind="stable")
         sorted_hashes = hashes[order]
         queries: list[npt.NDArray[np.int64]] = []
         payloads: list[U64] = []
-        for segment in self.segments:
+        for segment, live in zip(self.segments, self._live, strict=True):
             lo = np.searchsorted(segment.keys, sorted_hashes, side="left")
             hi = np.searchsorted(segment.keys, sorted_hashes, side="right")
             counts = hi - lo
@@ -405,8 +443,10 @@ class IndexReader:
                 continue
             which = np.repeat(np.arange(len(sorted_hashes)), counts)
             rows = np.repeat(lo - np.cumsum(counts) + counts, counts) + np.arange(total)
-            queries.append(order[which])
-            payloads.append(np.asarray(segment.payload[rows]))
+            payload = np.asarray(segment.payload[rows])
+            alive = _alive(live, (payload >> np.uint64(_FILE_SHIFT)).astype(np.int64))
+            queries.append(order[which][alive])
+            payloads.append(payload[alive])
         if not queries:
             return np.empty(0, np.int64), np.empty(0, np.uint64)
         return np.concatenate(queries), np.concatenate(payloads)

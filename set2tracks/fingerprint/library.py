@@ -9,6 +9,7 @@ segment folders and skips the files already indexed (same content hash).
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import time
@@ -19,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 from flask import current_app
-from sqlalchemy import delete, exists, func, select
+from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from set2tracks.database import utcnow
 from set2tracks.extensions import db
@@ -32,13 +34,16 @@ from set2tracks.fingerprint.index import (
     PeakTable,
     Segment,
     SegmentStore,
+    live_mask,
     pack,
     plan_merges,
 )
 from set2tracks.fingerprint.models import FingerprintSegment, LibraryFile
 from set2tracks.sets.models import SetTrack
 from set2tracks.tracks.models import Track
-from set2tracks.tracks.services import search_document
+from set2tracks.tracks.services import publish_library_tracks, search_document
+
+logger = logging.getLogger(__name__)
 
 # A segment per ~4 M fingerprints (about 12 hours of audio): an interrupted run loses at
 # most that much work, and small libraries still get one segment per run.
@@ -115,48 +120,85 @@ def add(
     jobs: int | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> AddReport:
-    """Index the scanned files; ``on_progress`` gets the bytes of each file done."""
+    """Index the scanned files; ``on_progress`` gets the bytes of each file done.
+
+    A database error raises ``LibraryError`` saying what was kept.
+    """
     started = time.monotonic()
     report = AddReport()
     report.problems.extend((str(path), why) for path, why in found.problems)
     store = segment_store()
     with store.writer_lock():
-        _sweep(store)
-        known = frozenset(db.session.scalars(select(LibraryFile.content_hash)))
-        sizes = {path: _size(path) for path in found.files}
-        batch: list[engine.FileFingerprints] = []
-        seen: dict[str, Path] = {}
         try:
-            for path, outcome in _fingerprint_all(found.files, known, jobs):
-                if on_progress is not None:
-                    on_progress(sizes[path])
-                if isinstance(outcome, Known):
-                    _follow_move(outcome.content_hash, path)
-                    report.already_indexed += 1
-                elif isinstance(outcome, str):
-                    report.problems.append((str(path), outcome))
-                elif outcome.content_hash in seen:
-                    report.problems.append(
-                        (
-                            str(path),
-                            f"same audio file as {seen[outcome.content_hash]}, indexed once",
-                        )
-                    )
-                else:
-                    seen[outcome.content_hash] = path
-                    batch.append(outcome)
-                    if sum(len(item.quads) for item in batch) >= BATCH_ROWS:
-                        _commit_batch(store, batch, report)
-                        batch = []
-        except KeyboardInterrupt:
-            report.interrupted = True
-        # Whatever was fingerprinted completely is worth keeping, even after Ctrl-C.
-        if batch:
-            _commit_batch(store, batch, report)
-        if not report.interrupted:
-            compact(store)
+            _add(store, found, jobs, on_progress, report)
+        except SQLAlchemyError as error:
+            db.session.rollback()
+            raise LibraryError(
+                f"database error ({database_message(error)}):"
+                f" the {len(report.indexed)} file(s) stored before it are kept;"
+                " run the same command again to index the rest"
+            ) from error
     report.elapsed = time.monotonic() - started
     return report
+
+
+def _add(
+    store: SegmentStore,
+    found: scan.ScanResult,
+    jobs: int | None,
+    on_progress: Callable[[int], None] | None,
+    report: AddReport,
+) -> None:
+    _sweep(store)
+    known = frozenset(db.session.scalars(select(LibraryFile.content_hash)))
+    _end_transaction()
+    sizes = {path: _size(path) for path in found.files}
+    batch: list[engine.FileFingerprints] = []
+    seen: dict[str, Path] = {}
+    try:
+        for path, outcome in _fingerprint_all(found.files, known, jobs):
+            if on_progress is not None:
+                on_progress(sizes[path])
+            if isinstance(outcome, Known):
+                _follow_move(outcome.content_hash, path)
+                report.already_indexed += 1
+            elif isinstance(outcome, str):
+                report.problems.append((str(path), outcome))
+            elif outcome.content_hash in seen:
+                report.problems.append(
+                    (str(path), f"same audio file as {seen[outcome.content_hash]}, indexed once")
+                )
+            else:
+                seen[outcome.content_hash] = path
+                batch.append(outcome)
+                if sum(len(item.quads) for item in batch) >= BATCH_ROWS:
+                    _commit_batch(store, batch, report)
+                    batch = []
+            _end_transaction()
+    except KeyboardInterrupt:
+        report.interrupted = True
+    # Whatever was fingerprinted completely is worth keeping, even after Ctrl-C.
+    if batch:
+        _commit_batch(store, batch, report)
+    if not report.interrupted:
+        compact(store)
+
+
+def _end_transaction() -> None:
+    """End the session's (read) transaction before the next long step.
+
+    No transaction may stay open while audio is decoded or segments are merged: PostgreSQL
+    ends sessions idle in a transaction (idle_in_transaction_session_timeout, 60 s in
+    production), and a library takes hours to index. Nothing is pending at these points:
+    the commit only ends the transaction (a rollback would also drop what a caller added).
+    """
+    db.session.commit()
+
+
+def database_message(error: SQLAlchemyError) -> str:
+    """The first line of the driver's message: no SQL, no parameters."""
+    text = str(getattr(error, "orig", None) or type(error).__name__).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _size(path: Path) -> int:
@@ -234,14 +276,18 @@ def _commit_batch(
     keys = np.concatenate([k for k, _ in packed])
     payload = np.concatenate([p for _, p in packed])
     name = store.new_name()
+    for row in rows:
+        row.segment = name
+    peaks = PeakTable.of([(row.id, item.peaks) for row, item in zip(rows, batch, strict=True)])
+    size = store.write(name, keys, payload, peaks)
+    db.session.add(FingerprintSegment(name=name, rows=len(keys), size_bytes=size))
     try:
-        peaks = PeakTable.of([(row.id, item.peaks) for row, item in zip(rows, batch, strict=True)])
-        size = store.write(name, keys, payload, peaks)
-        db.session.add(FingerprintSegment(name=name, rows=len(keys), size_bytes=size))
         db.session.commit()
     except BaseException:
+        # The commit may have reached the database before the error (a lost connection, a
+        # signal): deleting the folder could break a committed segment. The next writer's
+        # sweep deletes it if, and only if, no committed row names it.
         db.session.rollback()
-        store.delete([name])
         raise
     report.indexed.extend(rows)
     report.audio_seconds += sum(item.duration for item in batch)
@@ -278,6 +324,8 @@ def _catalogue_track(item: engine.FileFingerprints) -> Track:
         isrc=tags.isrc,
         duration_seconds=item.duration,
         search_document=search_document(tags.title, artist, None),
+        # Only the operator's library knows it: private until `flask library publish`.
+        is_public=False,
     )
 
 
@@ -315,53 +363,128 @@ def compact(store: SegmentStore) -> int:
         segments = {row.name: row.rows for row in db.session.scalars(select(FingerprintSegment))}
         groups = plan_merges(segments)
         if not groups:
+            _end_transaction()
             return merges
-        live = _live_mask()
         for names in groups:
             opened = [store.open(name) for name in names]
-            name, rows, size = store.merge(opened, live)
+            live = _live_ids(opened)
+            _end_transaction()  # a merge can take minutes
+            name, rows, size = store.merge(opened, [live_mask(live[n]) for n in names])
             db.session.execute(delete(FingerprintSegment).where(FingerprintSegment.name.in_(names)))
             db.session.add(FingerprintSegment(name=name, rows=rows, size_bytes=size))
+            db.session.execute(
+                update(LibraryFile).where(LibraryFile.segment.in_(names)).values(segment=name)
+            )
+            legacy = db.session.scalar(select(exists().where(LibraryFile.segment.is_(None))))
+            if legacy:
+                db.session.execute(
+                    update(LibraryFile)
+                    .where(
+                        LibraryFile.segment.is_(None),
+                        LibraryFile.id.in_([file_id for n in names for file_id in live[n]]),
+                    )
+                    .values(segment=name)
+                )
             try:
                 db.session.commit()
             except BaseException:
+                # Outcome unknown: leave every folder; the sweep keeps the ones rows name.
                 db.session.rollback()
-                store.delete([name])
                 raise
             store.delete(names)
             merges += 1
 
 
-def _live_mask() -> np.ndarray:
-    ids = list(db.session.scalars(select(LibraryFile.id)))
-    mask = np.zeros(max(ids, default=0) + 1, dtype=bool)
-    mask[ids] = True
-    return mask
+def _live_ids(segments: Sequence[Segment]) -> dict[str, list[int]]:
+    """For each segment, the ids of the library files whose fingerprints it holds."""
+    owners = db.session.execute(select(LibraryFile.id, LibraryFile.segment)).all()
+    live: dict[str, list[int]] = {segment.name: [] for segment in segments}
+    legacy = [file_id for file_id, name in owners if name is None]
+    for file_id, name in owners:
+        if name in live:
+            live[name].append(file_id)
+    if legacy:
+        # Indexed before the segment was recorded: live wherever a segment lists it.
+        wanted = np.array(legacy, np.int64)
+        for segment in segments:
+            listed = wanted[np.isin(wanted, np.asarray(segment.peaks.files))]
+            live[segment.name].extend(int(file_id) for file_id in listed)
+    return live
 
 
 # Reading.
 
 
-def open_reader() -> IndexReader:
-    """The index as committed now; raises ``LibraryError`` when there is nothing to match."""
+@dataclass(frozen=True)
+class OpenIndex:
+    reader: IndexReader
+    missing: list[str]  # committed segments whose folder is missing or damaged
+
+
+def open_reader() -> OpenIndex:
+    """The index as committed now; raises ``LibraryError`` when there is nothing to match.
+
+    A committed segment that cannot be read is skipped (and named in ``missing``): the rest
+    of the library still answers.
+    """
     store = segment_store()
     for attempt in range(3):
         names = list(db.session.scalars(select(FingerprintSegment.name)))
-        ids = list(db.session.scalars(select(LibraryFile.id)))
-        if not ids or not names:
+        has_files = db.session.scalar(select(exists().where(LibraryFile.id.isnot(None))))
+        if not has_files or not names:
+            _end_transaction()
             raise LibraryError(
                 "the library is empty: index your music first with `flask library add PATH...`"
             )
-        try:
-            segments: list[Segment] = [store.open(name) for name in names]
-        except IndexStoreError:
-            # A merge replaced a segment between the query and the open: read again.
-            db.session.rollback()
-            if attempt == 2:
-                raise
+        segments, missing = _open_segments(store, names)
+        if missing and attempt < 2:
+            # A merge may have replaced a segment between the query and the open: read again.
+            _end_transaction()
             continue
-        return IndexReader(segments, ids)
+        live = _live_ids(segments)
+        _end_transaction()  # matching a mix takes minutes
+        for name in missing:
+            logger.warning("index segment %s is missing or damaged: skipped", name)
+        return OpenIndex(IndexReader(segments, live), missing)
     raise AssertionError("unreachable")
+
+
+def _open_segments(store: SegmentStore, names: Sequence[str]) -> tuple[list[Segment], list[str]]:
+    segments: list[Segment] = []
+    missing: list[str] = []
+    for name in names:
+        try:
+            segments.append(store.open(name))
+        except IndexStoreError:
+            missing.append(name)
+    return segments, missing
+
+
+@dataclass(frozen=True)
+class Repaired:
+    forgotten: list[str]  # paths of the files to index again
+    missing_segments: list[str]
+
+
+def repair() -> Repaired:
+    """Forget the files whose fingerprints are in no readable segment, so ``add`` redoes them."""
+    store = segment_store()
+    with store.writer_lock():
+        _sweep(store)
+        names = list(db.session.scalars(select(FingerprintSegment.name)))
+        segments, missing = _open_segments(store, names)
+        live = {file_id for ids in _live_ids(segments).values() for file_id in ids}
+        lost = [row for row in db.session.scalars(select(LibraryFile)) if row.id not in live]
+        forgotten = [row.path for row in lost]
+        for row in lost:
+            _forget(row)
+        if missing:
+            db.session.execute(
+                delete(FingerprintSegment).where(FingerprintSegment.name.in_(missing))
+            )
+        db.session.commit()
+        store.delete(missing)
+    return Repaired(sorted(forgotten), missing)
 
 
 def files(prefix: str | None = None) -> list[LibraryFile]:
@@ -372,26 +495,42 @@ def files(prefix: str | None = None) -> list[LibraryFile]:
     return list(db.session.scalars(query))
 
 
-def remove(targets: Sequence[str]) -> tuple[list[LibraryFile], list[str]]:
-    """Forget library files by id, path or folder; return (removed, targets matching nothing)."""
-    removed: dict[int, LibraryFile] = {}
+def find(targets: Sequence[str], ids: Sequence[int] = ()) -> tuple[list[LibraryFile], list[str]]:
+    """Library files by path, folder or id: (found, targets matching nothing).
+
+    A target is always a path (a folder named 2019 is not file #2019): ids come in ``ids``.
+    """
+    found: dict[int, LibraryFile] = {}
     unmatched: list[str] = []
     for target in targets:
-        matched: list[LibraryFile] = []
-        if target.isdigit():
-            found = db.session.get(LibraryFile, int(target))
-            matched = [found] if found is not None else []
-        else:
-            path = str(Path(target).expanduser().resolve())
-            exact = db.session.scalar(select(LibraryFile).where(LibraryFile.path == path))
-            matched = [exact] if exact is not None else files(path.rstrip("/") + "/")
+        path = str(Path(target).expanduser().resolve())
+        exact = db.session.scalar(select(LibraryFile).where(LibraryFile.path == path))
+        matched = [exact] if exact is not None else files(path.rstrip("/") + "/")
         if not matched:
             unmatched.append(target)
-        removed.update((row.id, row) for row in matched)
-    for row in removed.values():
+        found.update((row.id, row) for row in matched)
+    for file_id in ids:
+        row = db.session.get(LibraryFile, file_id)
+        if row is None:
+            unmatched.append(f"--id {file_id}")
+        else:
+            found[row.id] = row
+    return list(found.values()), unmatched
+
+
+def remove(targets: Sequence[str], ids: Sequence[int] = ()) -> tuple[list[LibraryFile], list[str]]:
+    """Forget library files by path, folder or id; return (removed, targets matching nothing)."""
+    removed, unmatched = find(targets, ids)
+    for row in removed:
         _forget(row)
     db.session.commit()
-    return list(removed.values()), unmatched
+    return removed, unmatched
+
+
+def publish(targets: Sequence[str], ids: Sequence[int] = ()) -> tuple[list[Track], list[str]]:
+    """Make the catalogue tracks of library files public; return (tracks, unmatched)."""
+    found, unmatched = find(targets, ids)
+    return publish_library_tracks([row.id for row in found]), unmatched
 
 
 def stats() -> Stats:
@@ -439,14 +578,16 @@ class Identified:
     duration: float
     entries: list[Entry]
     elapsed: float
+    missing_segments: list[str] = field(default_factory=list)
 
 
 def identify(mix: Path, min_confidence: float = 0.0) -> Identified:
     """The tracklist of the mix file against the library."""
     started = time.monotonic()
-    reader = open_reader()
     if not mix.is_file():
         raise LibraryError(f"{mix}: no such file")
+    index = open_reader()
+    reader = index.reader
     try:
         tracklist = engine.identify(reader, decode(mix), reference_peaks=reader.peaks)
     except AudioError as error:
@@ -480,4 +621,4 @@ def identify(mix: Path, min_confidence: float = 0.0) -> Identified:
                 pitch=found.pitch,
             )
         )
-    return Identified(tracklist.duration, entries, time.monotonic() - started)
+    return Identified(tracklist.duration, entries, time.monotonic() - started, index.missing)

@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from set2tracks.fingerprint.audio import input_args
+
 logger = logging.getLogger(__name__)
 
 FFMPEG = "ffmpeg"
@@ -226,7 +228,7 @@ def probe_duration(path: Path) -> float:
             "stream=codec_type:format=duration",
             "-of",
             "json",
-            str(path),
+            *input_args(path),
         ],
         capture_output=True,
         text=True,
@@ -397,8 +399,7 @@ def _render_segment(segment: Segment, part: Path, rate: int, samples: int, eq: _
             f"{segment.source_start:.6f}",
             "-t",
             f"{segment.duration:.6f}",
-            "-i",
-            str(segment.source),
+            *input_args(segment.source),
             "-af",
             ",".join(filters),
             "-ac",
@@ -415,7 +416,7 @@ def _render_segment(segment: Segment, part: Path, rate: int, samples: int, eq: _
 def _join(parts: Sequence[Path], joined: Path, plan: MixPlan, layout: _Layout) -> None:
     inputs: list[str] = []
     for part in parts:
-        inputs += ["-i", str(part)]
+        inputs += input_args(part)
     graph: list[str] = []
     current = "[0:a]"
     for index in range(1, len(parts)):
@@ -451,7 +452,7 @@ def _join(parts: Sequence[Path], joined: Path, plan: MixPlan, layout: _Layout) -
 
 def _encode(joined: Path, output: Path, plan: MixPlan) -> None:
     codec = ["-c:a", "libmp3lame", "-b:a", plan.mp3_bitrate] if plan.mp3_bitrate else []
-    _ffmpeg(["-i", str(joined), *codec, str(output)])
+    _ffmpeg([*input_args(joined), *codec, str(output)])
 
 
 def _ffmpeg(args: list[str]) -> None:

@@ -31,6 +31,10 @@ class LibraryFile(TimestampMixin, db.Model):  # type: ignore[name-defined]
     fingerprint_count: Mapped[int] = mapped_column(Integer, default=0)
     # NULL until every fingerprint of the file is stored: an interrupted run leaves it NULL.
     indexed_at: Mapped[datetime | None]
+    # The segment holding this file's fingerprints: rows for this id in any other segment
+    # belong to a removed file whose id was reused (SQLite reuses the highest id). NULL for
+    # files indexed before this was recorded: found in whichever segment lists them.
+    segment: Mapped[str | None] = mapped_column(String(64), index=True)
 
     track: Mapped[Track | None] = relationship(back_populates="library_file")
 

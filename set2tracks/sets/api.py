@@ -7,6 +7,7 @@ from set2tracks.schemas import ApiBlueprint
 from set2tracks.sets import services
 from set2tracks.sets.models import DjSet
 from set2tracks.sets.schemas import SetBrowseArgs, SetDetailSchema, SetPageSchema
+from set2tracks.tracks.viewer import current_viewer
 
 blueprint = ApiBlueprint("sets_api", __name__, description="Published DJ sets")
 
@@ -24,4 +25,4 @@ def list_sets(q: str, sort: str, cursor: str | None, limit: int) -> Page:
 @blueprint.alt_response(404, response="NOT_FOUND", description="No such published set")
 def get_set(set_id: int) -> DjSet:
     """Get one published set with its tracklist."""
-    return services.get_visible_set(set_id)
+    return services.get_visible_set(set_id, current_viewer())

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import Select, case, distinct, func, select, update
 from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.elements import UnaryExpression
 
 from set2tracks.errors import NotFound
@@ -13,7 +14,7 @@ from set2tracks.extensions import db
 from set2tracks.search import apply_search
 from set2tracks.sets.models import Channel, DjSet, SetTrack
 from set2tracks.tracks.models import Track
-from set2tracks.tracks.services import recount_track_sets
+from set2tracks.tracks.services import ANONYMOUS, Viewer, may_see, recount_track_sets
 
 SORTS: dict[str, tuple[UnaryExpression[Any], ...]] = {
     "youtube": (DjSet.youtube_published_at.desc().nulls_last(), DjSet.id.desc()),
@@ -42,8 +43,11 @@ def browse_sets(text: str = "", sort: str = DEFAULT_SORT) -> Select[Any]:
     return query.order_by(*SORTS[sort])
 
 
-def get_visible_set(set_id: int) -> DjSet:
-    """Return a visible set with its tracklist and tracks, or raise ``NotFound``."""
+def get_visible_set(set_id: int, viewer: Viewer = ANONYMOUS) -> DjSet:
+    """Return a visible set with its tracklist and tracks, or raise ``NotFound``.
+
+    A private library track that ``viewer`` may not see reads as an unidentified row.
+    """
     dj_set = db.session.scalar(
         visible_sets()
         .where(DjSet.id == set_id)
@@ -51,6 +55,10 @@ def get_visible_set(set_id: int) -> DjSet:
     )
     if dj_set is None:
         raise NotFound("This set does not exist or is not published.")
+    for row in dj_set.tracklist:
+        if row.track is not None and not may_see(row.track, viewer, dj_set):
+            # Loaded-state only: nothing to flush, the stored tracklist keeps its track.
+            set_committed_value(row, "track", None)
     return dj_set
 
 

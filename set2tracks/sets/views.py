@@ -7,6 +7,7 @@ from flask import Blueprint, render_template, request
 from set2tracks.browse import render_browse
 from set2tracks.links import external_url
 from set2tracks.sets import services
+from set2tracks.tracks.viewer import current_viewer
 
 blueprint = Blueprint("sets", __name__)
 
@@ -25,7 +26,7 @@ def index() -> str:
 
 @blueprint.get("/sets/<id:set_id>")
 def detail(set_id: int) -> str:
-    dj_set = services.get_visible_set(set_id)
+    dj_set = services.get_visible_set(set_id, current_viewer())
     page_url = external_url("sets.detail", set_id=set_id)
     # ?t=<seconds> deep-links into the set; anything else starts at the beginning.
     start = request.args.get("t", 0, type=int)

@@ -6,6 +6,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import (
+    Boolean,
     Column,
     Date,
     Float,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    true,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -81,6 +83,9 @@ class Track(TimestampMixin, db.Model):  # type: ignore[name-defined]
     popularity: Mapped[int | None] = mapped_column(SmallInteger, index=True)
     set_count: Mapped[int] = mapped_column(Integer, default=0, index=True)
     related_fetched_at: Mapped[datetime | None]
+    # False for a track that only a DJ's own library knows (file names, promos): admins and
+    # the owners of sets it plays in see it; everyone else gets an unidentified row.
+    is_public: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     # Title, artist and label name, kept by the service that saves the track.
     search_document: Mapped[str] = mapped_column(Text, default="")
 

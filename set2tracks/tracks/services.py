@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, distinct, func, select, update
+from sqlalchemy import Select, distinct, func, or_, select, true, update
 from sqlalchemy.orm import joinedload, selectinload
-from sqlalchemy.sql.elements import UnaryExpression
+from sqlalchemy.sql.elements import ColumnElement, UnaryExpression
 
 from set2tracks.errors import NotFound
 from set2tracks.extensions import db
@@ -25,24 +26,78 @@ DEFAULT_SORT = "newest"
 PAGE_SIZE = 30
 
 
-def browse_tracks(text: str = "", sort: str = DEFAULT_SORT) -> Select[Any]:
+@dataclass(frozen=True)
+class Viewer:
+    """Who is looking at the catalogue: private tracks depend on it."""
+
+    user_id: int | None = None
+    is_admin: bool = False
+
+
+ANONYMOUS = Viewer()
+
+
+def visible_to(viewer: Viewer) -> ColumnElement[bool]:
+    """Tracks ``viewer`` may see: public ones, and private ones for admins and set owners.
+
+    A private track is one that only an operator's own library knows (its title may be a
+    file name or an unreleased promo): the owner of a set it plays in may see it.
+    """
+    if viewer.is_admin:
+        return true()
+    if viewer.user_id is None:
+        return Track.is_public.is_(True)
+    in_own_set = (
+        select(SetTrack.id)
+        .join(DjSet, DjSet.id == SetTrack.set_id)
+        .where(SetTrack.track_id == Track.id, DjSet.submitted_by_id == viewer.user_id)
+        .exists()
+    )
+    return or_(Track.is_public.is_(True), in_own_set)
+
+
+def may_see(track: Track, viewer: Viewer, dj_set: DjSet) -> bool:
+    """Whether ``viewer`` may see ``track`` in the tracklist of ``dj_set``."""
+    if track.is_public or viewer.is_admin:
+        return True
+    return viewer.user_id is not None and dj_set.submitted_by_id == viewer.user_id
+
+
+def browse_tracks(
+    text: str = "", sort: str = DEFAULT_SORT, viewer: Viewer = ANONYMOUS
+) -> Select[Any]:
     """Return tracks matching ``text`` (title, artist, label), in the order ``sort`` names."""
-    query = select(Track).options(joinedload(Track.label), selectinload(Track.genres))
+    query = (
+        select(Track)
+        .where(visible_to(viewer))
+        .options(joinedload(Track.label), selectinload(Track.genres))
+    )
     if text.strip():
         return apply_search(query, Track.search_document, text).order_by(Track.id.desc())
     return query.order_by(*SORTS[sort])
 
 
-def get_track(track_id: int) -> Track:
-    """Return a track with its label and genres, or raise ``NotFound``."""
+def get_track(track_id: int, viewer: Viewer = ANONYMOUS) -> Track:
+    """Return a track ``viewer`` may see with its label and genres, or raise ``NotFound``."""
     track = db.session.scalar(
         select(Track)
-        .where(Track.id == track_id)
+        .where(Track.id == track_id, visible_to(viewer))
         .options(joinedload(Track.label), selectinload(Track.genres))
     )
     if track is None:
         raise NotFound("This track does not exist.")
     return track
+
+
+def publish_library_tracks(library_file_ids: Sequence[int]) -> list[Track]:
+    """Make the catalogue tracks of these library files public; return them."""
+    tracks = list(
+        db.session.scalars(select(Track).where(Track.library_file_id.in_(library_file_ids)))
+    )
+    for track in tracks:
+        track.is_public = True
+    db.session.commit()
+    return tracks
 
 
 def search_document(title: str, artist: str, label: Label | None) -> str:

@@ -12,6 +12,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,16 +22,20 @@ from typing import Any
 import pytest
 from click.testing import Result
 from flask import Flask
-from sqlalchemy import func, select
+from flask.testing import FlaskClient
+from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from set2tracks import tracklist_formats
+from set2tracks import create_app, tracklist_formats
 from set2tracks.extensions import db
-from set2tracks.fingerprint import library
+from set2tracks.fingerprint import engine, library
+from set2tracks.fingerprint.index import SegmentStore
 from set2tracks.fingerprint.mixes import MixPlan, Segment, TruthEntry, build_mix, tone_track
 from set2tracks.fingerprint.models import FingerprintSegment, LibraryFile
 from set2tracks.tracks.models import Track
+from tests.backends import Backends
+from tests.conftest import base_config
 from tests.factories import LibraryFileFactory, SetTrackFactory, TrackFactory
 
 # Seconds of each generated track: the library holds 1:50 of audio.
@@ -163,6 +168,11 @@ def segment_folders(index_dir: Path) -> set[str]:
 
 def segment_rows() -> set[str]:
     return set(db.session.scalars(select(FingerprintSegment.name)))
+
+
+def stores_a_segment(session: Session) -> bool:
+    """The session is about to commit an index segment."""
+    return any(isinstance(row, FingerprintSegment) for row in session.new)
 
 
 def played(result: Result) -> list[dict[str, Any]]:
@@ -345,6 +355,41 @@ def test_a_catalogue_track_with_the_same_isrc_is_linked(run: Run, music: Music) 
     assert listed[0]["track_id"] == known.id
 
 
+def test_library_tracks_are_private_until_published(
+    run: Run, music: Music, client: FlaskClient
+) -> None:
+    known = TrackFactory(isrc=BETA_ISRC, title="Beta (Original Mix)", artist="Catalogue B")
+    add(run, music.alpha, music.beta)
+    alpha_track = library_file(music.alpha).track
+    assert alpha_track is not None
+
+    hidden = [item["title"] for item in client.get("/api/v1/tracks").json["items"]]
+    detail = client.get(f"/api/v1/tracks/{alpha_track.id}")
+    published = run("library", "publish", music.alpha)
+    shown = [item["title"] for item in client.get("/api/v1/tracks").json["items"]]
+
+    # A track the catalogue knew before stays public; one only the library knows does not.
+    assert hidden == ["Beta (Original Mix)"]
+    assert known.is_public
+    assert detail.status_code == 404
+    assert published.stdout == (
+        f"published #{alpha_track.id} Artist A - Alpha\n1 track(s) published\n"
+    )
+    assert sorted(shown) == ["Alpha", "Beta (Original Mix)"]
+
+
+def test_identify_reads_a_mix_whose_name_looks_like_a_protocol(
+    run: Run, music: Music, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add(run, music.alpha, music.beta)
+    shutil.copy(music.mix, tmp_path / "set:1.mp3")
+    monkeypatch.chdir(tmp_path)
+
+    found = identify(run, Path("set:1.mp3"))
+
+    assert [entry["title"] for entry in played(found)] == ["Alpha", "Beta"]
+
+
 def test_an_interrupted_add_keeps_what_was_done_and_resumes(
     run: Run, music: Music, index_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -384,14 +429,14 @@ def test_an_interrupted_add_keeps_what_was_done_and_resumes(
     assert titles == ["Alpha", "Beta"]
 
 
-def test_a_crash_before_the_commit_leaves_nothing_behind(
+def test_a_failed_commit_is_one_line_and_the_next_add_sweeps_its_segment(
     run: Run, music: Music, index_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     real_commit = Session.commit
     failures = [OperationalError("COMMIT", {}, Exception("server closed the connection"))]
 
     def commit_failing_once(self: Session) -> None:
-        if failures:
+        if failures and stores_a_segment(self):
             raise failures.pop()
         real_commit(self)
 
@@ -399,14 +444,184 @@ def test_a_crash_before_the_commit_leaves_nothing_behind(
 
     crashed = add(run, music.alpha, music.beta)
 
-    assert crashed.exit_code == 1
-    assert isinstance(crashed.exception, OperationalError)
+    fails_cleanly(
+        crashed,
+        "database error (server closed the connection): the 0 file(s) stored before it are"
+        " kept; run the same command again to index the rest",
+    )
     assert count(LibraryFile) == 0
     assert count(Track) == 0
     assert segment_rows() == set()
-    assert segment_folders(index_dir) == set()
+    # Never deleted after a failed commit: the commit may have reached the database.
+    assert len(segment_folders(index_dir)) == 1
     again = add(run, music.alpha, music.beta)
     assert again.stdout.splitlines()[0].startswith("indexed 2 file(s)")
+    assert segment_folders(index_dir) == segment_rows()
+
+
+def test_a_commit_that_lands_then_fails_keeps_the_index_usable(
+    run: Run, music: Music, index_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The commit reaches the database, then the connection drops before it says so."""
+    add(run, music.alpha)
+    real_commit = Session.commit
+    failures = [OperationalError("COMMIT", {}, Exception("server closed the connection"))]
+
+    def commit_then_fail(self: Session) -> None:
+        landing = stores_a_segment(self)
+        real_commit(self)
+        if failures and landing:
+            raise failures.pop()
+
+    monkeypatch.setattr(Session, "commit", commit_then_fail)
+
+    crashed = add(run, music.beta)
+
+    monkeypatch.setattr(Session, "commit", real_commit)
+    fails_cleanly(crashed, "database error (server closed the connection)")
+    assert count(LibraryFile) == 2
+    assert segment_folders(index_dir) == segment_rows()
+    assert [entry["title"] for entry in played(identify(run, music.mix))] == ["Alpha", "Beta"]
+    again = add(run, music.alpha, music.beta)
+    assert again.stdout.splitlines()[0].startswith("indexed 0 file(s)")
+    assert "2 already indexed" in again.stdout
+
+
+def test_a_merge_whose_commit_lands_then_fails_keeps_the_index_usable(
+    run: Run, music: Music, index_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for path in (music.alpha, music.beta, music.gamma):
+        add(run, path)
+    real_commit = Session.commit
+    real_merge = SegmentStore.merge
+    merged: list[str] = []
+
+    def merge(self: SegmentStore, *args: Any) -> tuple[str, int, int]:
+        written = real_merge(self, *args)
+        merged.append(written[0])
+        return written
+
+    def merge_commit_then_fail(self: Session) -> None:
+        real_commit(self)
+        if merged and len(merged) == 1:  # the first commit after the merge was written
+            merged.append("committed")
+            raise OperationalError("COMMIT", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(SegmentStore, "merge", merge)
+    monkeypatch.setattr(Session, "commit", merge_commit_then_fail)
+
+    crashed = add(run, music.delta)
+
+    monkeypatch.setattr(Session, "commit", real_commit)
+    fails_cleanly(crashed, "database error (server closed the connection)")
+    assert segment_rows() == {merged[0]}
+    assert len(segment_folders(index_dir)) == 5  # the four merged away are left to the sweep
+    assert [entry["title"] for entry in played(identify(run, music.mix))] == [
+        "Alpha",
+        "delta",
+        "Beta",
+    ]
+    add(run, music.library)  # the next writer sweeps the merged-away folders
+    assert segment_folders(index_dir) == segment_rows()
+
+
+def test_files_indexed_before_segments_were_recorded_are_still_found(
+    run: Run, music: Music
+) -> None:
+    add(run, music.alpha)
+    add(run, music.beta)
+    db.session.execute(update(LibraryFile).values(segment=None))
+    db.session.commit()
+
+    assert [entry["title"] for entry in played(identify(run, music.mix))] == ["Alpha", "Beta"]
+
+
+def test_a_lost_segment_is_skipped_and_repair_lets_add_index_it_again(
+    run: Run, music: Music, index_dir: Path
+) -> None:
+    add(run, music.alpha)
+    add(run, music.beta)
+    beta_segment = library_file(music.beta).segment
+    assert beta_segment is not None
+    shutil.rmtree(index_dir / "segments" / beta_segment)
+
+    damaged = identify(run, music.mix)
+    skipped = add(run, music.beta)
+    repaired = run("library", "repair")
+    readded = add(run, music.beta)
+
+    assert [entry["title"] for entry in played(damaged)] == ["Alpha"]
+    assert f"warning: index segment {beta_segment} is missing" in damaged.stderr
+    assert "1 already indexed" in skipped.stdout
+    assert repaired.exit_code == 0, repaired.output
+    assert repaired.stdout == (
+        f"dropped missing index segment {beta_segment}\nforgot {music.beta}\n"
+        "1 file(s) to index again: run `flask library add` on your music\n"
+    )
+    assert readded.stdout.splitlines()[0].startswith("indexed 1 file(s)")
+    restored = identify(run, music.mix)
+    assert [entry["title"] for entry in played(restored)] == ["Alpha", "Beta"]
+    assert "warning" not in restored.stderr
+    assert segment_folders(index_dir) == segment_rows()
+
+
+def test_a_removed_file_never_answers_for_a_file_that_gets_its_id(
+    run: Run, music: Music, index_dir: Path
+) -> None:
+    add(run, music.gamma)
+    add(run, music.alpha)
+    alpha_id = library_file(music.alpha).id
+    run("library", "remove", music.alpha)
+
+    add(run, music.delta)
+
+    # SQLite gives the newest file's id to the next one; PostgreSQL never reuses it.
+    delta = library_file(music.delta)
+    found = played(identify(run, music.mix))
+    # The mix plays alpha from 0 s, delta from 28 s: alpha's old rows must not say "delta".
+    assert [entry["title"] for entry in found] == ["delta"]
+    assert found[0]["start"] > 20
+    assert delta.id == alpha_id or db.engine.dialect.name == "postgresql"
+
+
+@pytest.mark.postgres
+@pytest.mark.committing
+def test_indexing_that_outlasts_the_idle_transaction_timeout_completes(
+    backends: Backends, music: Music, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL ends a session idle in a transaction (60 s in production, 1 s here)."""
+    slow = create_app(
+        base_config(
+            backends,
+            tmp_path,
+            FINGERPRINT_DIR=str(tmp_path / "index"),
+            SQLALCHEMY_ENGINE_OPTIONS={
+                "connect_args": {"options": "-c idle_in_transaction_session_timeout=1000"}
+            },
+        )
+    )
+    real_fingerprint = engine.fingerprint_file
+
+    def fingerprint_outlasting_the_timeout(path: Path, digest: str) -> Any:
+        result = real_fingerprint(path, digest)
+        time.sleep(1.5)  # a long track on a busy machine: longer than the timeout
+        return result
+
+    monkeypatch.setattr(engine, "fingerprint_file", fingerprint_outlasting_the_timeout)
+    runner = slow.test_cli_runner()
+
+    # The commands run in the current app context: this app's, not the session app's.
+    with slow.app_context():
+        added = runner.invoke(args=["library", "add", "--jobs", "1", str(music.library)])
+        found = runner.invoke(args=["identify", str(music.mix), "--format", "json"])
+        timeout = db.session.scalar(text("SHOW idle_in_transaction_session_timeout"))
+        db.session.remove()
+        db.engine.dispose()
+
+    assert timeout == "1s"
+    assert added.exit_code == 0, added.output
+    assert added.stdout.splitlines()[0].startswith("indexed 3 file(s)")
+    assert [entry["title"] for entry in played(found)] == ["Alpha", "Beta"]
 
 
 # Listing, statistics, removing.
@@ -469,7 +684,7 @@ def test_remove_by_id_path_and_folder(
     delta_id = library_file(music.delta).id
     monkeypatch.chdir(music.library)
 
-    by_id = run("library", "remove", str(delta_id))
+    by_id = run("library", "remove", "--id", str(delta_id))
     by_relative_path = run("library", "remove", "alpha.mp3")
     by_folder = run("library", "remove", music.library / "sub")
 
@@ -494,11 +709,48 @@ def test_removing_a_folder_spares_folders_that_share_its_prefix(run: Run) -> Non
 def test_remove_names_the_targets_it_does_not_know(run: Run) -> None:
     LibraryFileFactory(path="/music/kept.flac")
 
-    result = run("library", "remove", "999999", "/music/nowhere")
+    result = run("library", "remove", "999999", "/music/nowhere", "--id", "999999")
 
-    fails_cleanly(result, "not in the library: 999999, /music/nowhere")
+    fails_cleanly(result, "not in the library: 999999, /music/nowhere, --id 999999")
     assert "0 file(s) removed" in result.stdout
     assert [row.path for row in library.files()] == ["/music/kept.flac"]
+
+
+def test_a_folder_named_like_an_id_is_a_folder(
+    run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    numbered = LibraryFileFactory(path="/music/elsewhere/numbered.flac")
+    year = tmp_path / str(numbered.id)
+    year.mkdir()
+    LibraryFileFactory(path=str(year / "a.flac"))
+    LibraryFileFactory(path=str(tmp_path / "²" / "b.flac"))
+    monkeypatch.chdir(tmp_path)
+
+    by_folder = run("library", "remove", str(numbered.id))
+    superscript = run("library", "remove", "²")
+    unknown = run("library", "remove", "³")
+    by_id = run("library", "remove", "--id", str(numbered.id))
+
+    assert by_folder.stdout == f"removed {year / 'a.flac'}\n1 file(s) removed\n"
+    assert superscript.stdout == f"removed {tmp_path / '²' / 'b.flac'}\n1 file(s) removed\n"
+    fails_cleanly(unknown, "not in the library: ³")
+    assert by_id.stdout == "removed /music/elsewhere/numbered.flac\n1 file(s) removed\n"
+    assert library.files() == []
+
+
+def test_a_database_error_while_removing_is_one_line(
+    run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    LibraryFileFactory(path="/music/kept.flac")
+
+    def commit_failing(self: Session) -> None:
+        raise OperationalError("COMMIT", {}, Exception("the database system is shutting down"))
+
+    monkeypatch.setattr(Session, "commit", commit_failing)
+
+    result = run("library", "remove", "/music/kept.flac")
+
+    fails_cleanly(result, "database error: the database system is shutting down")
 
 
 def test_remove_keeps_a_track_that_a_tracklist_uses(run: Run, music: Music) -> None:

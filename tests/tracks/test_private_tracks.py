@@ -1,0 +1,153 @@
+"""Tracks only an operator's own library knows stay private: admins and set owners see them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from set2tracks.auth.models import User
+from set2tracks.sets.models import DjSet
+from set2tracks.tracks.models import Track
+from tests.auth.helpers import sign_in
+from tests.factories import (
+    DjSetFactory,
+    LibraryFileFactory,
+    SetTrackFactory,
+    TrackFactory,
+    UserFactory,
+)
+
+PROMO = "Untitled Promo Dub"
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    private: Track
+    public: Track
+    dj_set: DjSet  # plays the public track, then the private one
+    owner: User  # submitted the set
+
+
+@pytest.fixture
+def catalogue() -> Catalogue:
+    owner = UserFactory()
+    private = TrackFactory(
+        shazam_key=None,
+        title=PROMO,
+        artist="Secret Artist",
+        search_document=f"{PROMO} Secret Artist",
+        library_file=LibraryFileFactory(path="/srv/promos/secret_dub_v3.wav"),
+        is_public=False,
+    )
+    public = TrackFactory(title="Glue", artist="Bicep", search_document="Glue Bicep")
+    dj_set = DjSetFactory(submitted_by=owner)
+    SetTrackFactory(dj_set=dj_set, track=public, position=1, start_seconds=0, end_seconds=300)
+    SetTrackFactory(dj_set=dj_set, track=private, position=2, start_seconds=300, end_seconds=600)
+    return Catalogue(private, public, dj_set, owner)
+
+
+def titles_listed(client: FlaskClient, catalogue: Catalogue) -> dict[str, bool]:
+    """Where a client finds the private track: list, search, detail, API, set tracklist."""
+    track_id = catalogue.private.id
+    set_id = catalogue.dj_set.id
+    api_set = client.get(f"/api/v1/sets/{set_id}").json
+    return {
+        "page list": PROMO in client.get("/tracks").text,
+        "page search": PROMO in client.get("/tracks", query_string={"q": "promo dub"}).text,
+        "page detail": client.get(f"/tracks/{track_id}").status_code == 200,
+        "api list": PROMO in str(client.get("/api/v1/tracks").json),
+        "api search": PROMO in str(client.get("/api/v1/tracks", query_string={"q": "promo"}).json),
+        "api detail": client.get(f"/api/v1/tracks/{track_id}").status_code == 200,
+        "set page": PROMO in client.get(f"/sets/{set_id}").text,
+        "set api": PROMO in str(api_set),
+    }
+
+
+NOWHERE = dict.fromkeys(
+    [
+        "page list",
+        "page search",
+        "page detail",
+        "api list",
+        "api search",
+        "api detail",
+        "set page",
+        "set api",
+    ],
+    False,
+)
+EVERYWHERE = dict.fromkeys(NOWHERE, True)
+
+
+def test_an_anonymous_visitor_never_sees_a_private_library_track(
+    client: FlaskClient, catalogue: Catalogue
+) -> None:
+    assert titles_listed(client, catalogue) == NOWHERE
+    # The public track is still listed, and the private one is an unidentified row.
+    assert "Bicep - Glue" in client.get("/tracks").text
+    tracklist = client.get(f"/api/v1/sets/{catalogue.dj_set.id}").json["tracklist"]
+    assert [row["track"] and row["track"]["title"] for row in tracklist] == ["Glue", None]
+    assert "ID - ID" in client.get(f"/sets/{catalogue.dj_set.id}").text
+    assert client.get(f"/api/v1/tracks/{catalogue.private.id}").status_code == 404
+
+
+def test_a_plain_user_never_sees_a_private_library_track(
+    client: FlaskClient, catalogue: Catalogue
+) -> None:
+    sign_in(client, UserFactory())
+
+    assert titles_listed(client, catalogue) == NOWHERE
+
+
+def test_an_admin_sees_a_private_library_track_everywhere(
+    client: FlaskClient, catalogue: Catalogue
+) -> None:
+    sign_in(client, UserFactory(is_admin=True))
+
+    assert titles_listed(client, catalogue) == EVERYWHERE
+
+
+def test_the_owner_of_a_set_sees_the_private_tracks_it_plays(
+    client: FlaskClient, catalogue: Catalogue
+) -> None:
+    sign_in(client, catalogue.owner)
+
+    assert titles_listed(client, catalogue) == EVERYWHERE
+
+
+def test_hiding_a_track_changes_nothing_stored(client: FlaskClient, catalogue: Catalogue) -> None:
+    client.get(f"/sets/{catalogue.dj_set.id}")
+    sign_in(client, UserFactory(is_admin=True))
+
+    tracklist = client.get(f"/api/v1/sets/{catalogue.dj_set.id}").json["tracklist"]
+
+    assert [row["track"]["title"] for row in tracklist] == ["Glue", PROMO]
+
+
+def test_flask_library_publish_makes_a_library_track_public(
+    app: Flask, client: FlaskClient, catalogue: Catalogue
+) -> None:
+    runner = app.test_cli_runner()
+    library_file_id = catalogue.private.library_file_id
+
+    published = runner.invoke(args=["library", "publish", "--id", str(library_file_id)])
+
+    assert published.exit_code == 0, published.output
+    assert published.stdout.endswith("1 track(s) published\n")
+    assert titles_listed(client, catalogue) == EVERYWHERE
+
+
+def test_publish_by_folder_and_unknown_targets(
+    app: Flask, client: FlaskClient, catalogue: Catalogue
+) -> None:
+    runner = app.test_cli_runner()
+
+    published = runner.invoke(args=["library", "publish", "/srv/promos", "/srv/nothing"])
+
+    assert published.exit_code == 1
+    assert f"published #{catalogue.private.id} Secret Artist - {PROMO}" in published.stdout
+    assert "not in the library: /srv/nothing" in published.stderr
+    assert titles_listed(client, catalogue)["api detail"] is True
