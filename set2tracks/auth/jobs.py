@@ -7,7 +7,7 @@ import logging
 from flask import current_app, render_template
 
 from set2tracks.auth.models import User
-from set2tracks.auth.services import make_reset_token
+from set2tracks.auth.services import make_confirmation_token, make_reset_token
 from set2tracks.clients.mail import Email, mailer
 from set2tracks.extensions import db
 from set2tracks.links import external_url
@@ -25,3 +25,28 @@ def send_password_reset(user_id: int) -> None:
     minutes = current_app.config["PASSWORD_RESET_MAX_AGE"] // 60
     text = render_template("auth/email/reset_password.txt", user=user, link=link, minutes=minutes)
     mailer().send(Email(to=user.email, subject="Reset your Set2Tracks password", text=text))
+
+
+def send_email_confirmation(user_id: int) -> None:
+    """Email the link that confirms a registration (the token is made here, never queued)."""
+    user = db.session.get(User, user_id)
+    if user is None or user.is_confirmed or not user.is_active:
+        return
+    link = external_url("auth.confirm_email", token=make_confirmation_token(user))
+    hours = current_app.config["EMAIL_CONFIRMATION_MAX_AGE"] // 3600
+    text = render_template("auth/email/confirm_email.txt", user=user, link=link, hours=hours)
+    mailer().send(Email(to=user.email, subject="Confirm your Set2Tracks account", text=text))
+
+
+def send_account_exists(user_id: int) -> None:
+    """Tell an account's owner that someone tried to register their address again."""
+    user = db.session.get(User, user_id)
+    if user is None or not user.is_active:
+        return
+    text = render_template(
+        "auth/email/account_exists.txt",
+        user=user,
+        login_link=external_url("auth.login"),
+        reset_link=external_url("auth.reset_request"),
+    )
+    mailer().send(Email(to=user.email, subject="You already have a Set2Tracks account", text=text))
