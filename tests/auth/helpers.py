@@ -5,7 +5,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from flask import Flask
 from flask.testing import FlaskClient
+
+from set2tracks.auth import services
+from set2tracks.auth.models import User
+from set2tracks.clients.mail import MemoryMailer, mailer
+from set2tracks.extensions import db
 
 _CSRF = re.compile(
     r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"'
@@ -25,3 +31,38 @@ def csrf_token(client: FlaskClient) -> str:
     match = _CSRF.search(page)
     assert match is not None, "no CSRF token on the form"
     return match.group(1) or match.group(2)
+
+
+PASSWORD = "correct horse battery staple"
+NEW_PASSWORD = "a whole new passphrase 2026"
+
+
+def make_user(email: str = "ada@example.com", password: str = PASSWORD, **extra: Any) -> User:
+    user = services.create_user(email, password, extra.pop("display_name", "Ada"), **extra)
+    db.session.commit()
+    return user
+
+
+def post(client: FlaskClient, url: str, data: dict[str, Any] | None = None) -> Any:
+    """POST a form the way the browser does: with the session's CSRF token."""
+    return client.post(url, data={**(data or {}), "csrf_token": csrf_token(client)})
+
+
+def login(client: FlaskClient, email: str, password: str, **extra: Any) -> Any:
+    return post(client, "/login", {"email": email, "password": password, **extra})
+
+
+def session_cookie(app: Flask, client: FlaskClient) -> str | None:
+    cookie = client.get_cookie(app.config["SESSION_COOKIE_NAME"])
+    return cookie.value if cookie else None
+
+
+def signed_in_as(client: FlaskClient) -> str | None:
+    body = client.get("/api/v1/me")
+    return body.json["email"] if body.status_code == 200 else None
+
+
+def outbox(app: Flask) -> list[Any]:
+    backend = mailer(app)
+    assert isinstance(backend, MemoryMailer)
+    return backend.outbox
