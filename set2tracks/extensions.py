@@ -90,6 +90,9 @@ def content_security_policy() -> dict[str, str | list[str]]:
 
 
 ANONYMOUS_CSRF_SALT = "set2tracks.anonymous-csrf"
+# Bookkeeping that Flask-Session (permanence) and Flask-Login (freshness, client hash) write
+# into any session: without a signed-in user it is not worth storing.
+BOOKKEEPING_KEYS = frozenset({"_permanent", "_fresh", "_id"})
 
 
 class GuardedSessionInterface(SessionInterface):
@@ -128,14 +131,14 @@ class GuardedSessionInterface(SessionInterface):
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
         key, cookie = _csrf_key(app), app.config["ANONYMOUS_CSRF_COOKIE_NAME"]
         token = session.get(key)
-        if token is not None and set(session) == {key}:
+        if token is not None and set(session) - BOOKKEEPING_KEYS == {key}:
             # Emptied before the store sees it: a stored session (after sign-out) is
             # deleted, and none is created; the token goes to the cookie.
             stored = request.cookies.get(self.get_cookie_name(app)) is not None
-            del session[key]
+            kept = {name: session.pop(name) for name in list(session)}
             session.modified = stored
             self.inner.save_session(app, session, response)
-            session[key] = token
+            session.update(kept)
             if request.cookies.get(cookie) != (signed := self._serializer(app).dumps(token)):
                 response.set_cookie(
                     cookie,

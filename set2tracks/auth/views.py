@@ -73,9 +73,14 @@ DEVICE_SALT = "set2tracks.known-device"
 DEVICE_COOKIE_DAYS = 365
 
 
+def _now() -> float:
+    """Return the epoch time sign-in lifetimes are measured with (tests move it)."""
+    return time.time()
+
+
 def _lifetime_over(signed_in_at: float) -> bool:
     lifetime: timedelta = current_app.config["SESSION_ABSOLUTE_LIFETIME"]
-    return time.time() - signed_in_at > lifetime.total_seconds()
+    return _now() - signed_in_at > lifetime.total_seconds()
 
 
 @login_manager.user_loader
@@ -86,7 +91,7 @@ def _load_user(user_id: str) -> User | None:
     signed_in_at = session.get(SIGNED_IN_AT)
     if not isinstance(signed_in_at, int | float):
         # A session from before sign-in times were kept: its 30 days start now.
-        session[SIGNED_IN_AT] = signed_in_at = int(time.time())
+        session[SIGNED_IN_AT] = signed_in_at = int(_now())
     if _lifetime_over(signed_in_at):
         return None
     return services.load_user(user_id)
@@ -183,7 +188,7 @@ def _sign_in(user: User, *, remember: bool = False) -> None:
     from it) and the account's remember token (a remembered browser's sign-out clears it).
     """
     login_user(user)
-    signed_in_at = int(time.time())
+    signed_in_at = int(_now())
     session[SIGNED_IN_AT] = signed_in_at
     current_app.session_interface.regenerate(session)  # type: ignore[attr-defined]
     if remember:
