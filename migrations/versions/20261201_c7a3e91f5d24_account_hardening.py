@@ -16,27 +16,27 @@ branch_labels = None
 depends_on = None
 
 
+# Plain ADD/DROP COLUMN, never a batch table rebuild: SQLite (3.35+) does both in place, and
+# a rebuild would lose the expression index uq_users_email_lower.
+
+
 def upgrade() -> None:
-    with op.batch_alter_table("users") as batch:
-        batch.add_column(sa.Column("remember_token", sa.String(length=64), nullable=True))
-        batch.add_column(
-            sa.Column(
-                "email_confirmed_at",
-                set2tracks.database.UTCDateTime(timezone=True),
-                nullable=True,
-            )
-        )
+    op.add_column("users", sa.Column("remember_token", sa.String(length=64), nullable=True))
+    op.add_column(
+        "users",
+        sa.Column(
+            "email_confirmed_at", set2tracks.database.UTCDateTime(timezone=True), nullable=True
+        ),
+    )
     # Accounts from before confirmation existed were made by an admin or an invite: confirmed.
     op.execute("UPDATE users SET email_confirmed_at = created_at")
-    with op.batch_alter_table("api_tokens") as batch:
-        batch.add_column(
-            sa.Column("expires_at", set2tracks.database.UTCDateTime(timezone=True), nullable=True)
-        )
+    op.add_column(
+        "api_tokens",
+        sa.Column("expires_at", set2tracks.database.UTCDateTime(timezone=True), nullable=True),
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("api_tokens") as batch:
-        batch.drop_column("expires_at")
-    with op.batch_alter_table("users") as batch:
-        batch.drop_column("email_confirmed_at")
-        batch.drop_column("remember_token")
+    op.drop_column("api_tokens", "expires_at")
+    op.drop_column("users", "email_confirmed_at")
+    op.drop_column("users", "remember_token")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
 
 from flask import g
 from flask_login import current_user, login_required
@@ -16,6 +18,7 @@ from set2tracks.schemas import ApiBlueprint
 
 blueprint = ApiBlueprint("me_api", __name__, description="The signed-in account")
 SIGNED_IN: list[dict[str, list[str]]] = [{"bearer": []}, {"session": [], "csrf": []}]
+View = TypeVar("View", bound=Callable[..., Any])
 BROWSER_SESSION: list[dict[str, list[str]]] = [{"session": [], "csrf": []}]
 
 
@@ -40,8 +43,21 @@ def list_tokens() -> dict[str, Any]:
     return {"items": services.list_api_tokens(current_user.id)}
 
 
+def browser_session_only(view: View) -> View:
+    """Refuse requests signed in with an API token, before their body is even read."""
+
+    @wraps(view)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        if g.get("signed_in_by_token"):
+            raise Forbidden("Create tokens from your account page, signed in: not with a token.")
+        return view(*args, **kwargs)
+
+    return guarded  # type: ignore[return-value]
+
+
 @blueprint.post("/tokens")
 @login_required
+@browser_session_only
 @blueprint.arguments(NewTokenArgs)
 @blueprint.response(201, NewTokenSchema)
 @blueprint.alt_response(401, response="UNAUTHORIZED")
@@ -53,8 +69,6 @@ def create_token(args: dict[str, Any]) -> dict[str, Any]:
 
     A token cannot mint tokens: a leaked one must not outlive its own revocation.
     """
-    if g.get("signed_in_by_token"):
-        raise Forbidden("Create tokens from your account page, signed in: not with a token.")
     issued = services.create_api_token(
         current_user.id, args["name"], days=args.get("expires_in_days")
     )
