@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import event
 
 from set2tracks.auth import services
 from set2tracks.auth.models import User
@@ -66,3 +70,29 @@ def outbox(app: Flask) -> list[Any]:
     backend = mailer(app)
     assert isinstance(backend, MemoryMailer)
     return backend.outbox
+
+
+@contextlib.contextmanager
+def meeting_before_update(table: str, parties: int = 2) -> Iterator[None]:
+    """Hold each thread's first UPDATE of ``table`` until every thread has reached its own.
+
+    Whatever checks a thread makes before writing are then all made before anyone writes:
+    a check-then-update lets every thread through, every time; a conditional UPDATE does not.
+    """
+    barrier = threading.Barrier(parties)
+    waited = threading.local()
+    prefix = f"UPDATE {table.upper()} "
+
+    def meet(*args: Any) -> None:
+        statement = str(args[2]).lstrip().upper()
+        if statement.startswith(prefix) and not getattr(waited, "done", False):
+            waited.done = True
+            # A thread whose update waits on another's row lock never arrives: go on.
+            with contextlib.suppress(threading.BrokenBarrierError):
+                barrier.wait(timeout=3)
+
+    event.listen(db.engine, "before_cursor_execute", meet)
+    try:
+        yield
+    finally:
+        event.remove(db.engine, "before_cursor_execute", meet)

@@ -25,6 +25,7 @@ from tests.auth.helpers import (
     csrf_token,
     login,
     make_user,
+    meeting_before_update,
     outbox,
     post,
     session_cookie,
@@ -279,27 +280,13 @@ def test_closed_registration(client: FlaskClient, app: Flask) -> None:
 def test_two_people_racing_for_one_invite_get_one_account(
     app: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Both registrations are past every check of the invite before either consumes it.
-
-    The barrier sits in the password hashing, which runs between checking the invite and
-    using it: a check-then-update consumption lets both through, every time.
-    """
+    """Both registrations have checked the invite before either writes to it."""
     import threading
 
     with app.app_context():
         admin = make_user("admin@example.com", is_admin=True)
         code = services.create_invite(admin.id, email=None, days=7).secret
     app.config["SIGNUP_MODE"] = "invite"
-    barrier = threading.Barrier(2)
-    real_hash = services.hash_password
-
-    def hash_together(password: str) -> str:
-        # A consumption that holds the row lock makes the other wait: time out, go on.
-        with contextlib.suppress(threading.BrokenBarrierError):
-            barrier.wait(timeout=3)
-        return real_hash(password)
-
-    monkeypatch.setattr(services, "hash_password", hash_together)
     outcomes: list[str] = []
 
     def register(email: str) -> None:
@@ -311,13 +298,14 @@ def test_two_people_racing_for_one_invite_get_one_account(
                 outcomes.append("refused")
 
     try:
-        threads = [
-            threading.Thread(target=register, args=(f"racer{n}@example.com",)) for n in range(2)
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=30)
+        with app.app_context(), meeting_before_update("invites"):
+            threads = [
+                threading.Thread(target=register, args=(f"racer{n}@example.com",)) for n in range(2)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=30)
     finally:
         app.config["SIGNUP_MODE"] = "open"
 
@@ -501,8 +489,15 @@ def test_parallel_wrong_passwords_get_no_more_than_five_tries(
     checked: list[str] = []
     real_check = passwords.check_password_hash
 
+    # Every request that gets to the password check waits there for all 16: a limit that
+    # counts only after the check lets all of them in; one that counts first, 5 (who wait
+    # for the others in vain, then go on).
+    gate = threading.Barrier(16)
+
     def counted(stored: str, password: str) -> bool:
         checked.append(password)
+        with contextlib.suppress(threading.BrokenBarrierError):
+            gate.wait(timeout=2)
         return real_check(stored, password)
 
     monkeypatch.setattr(passwords, "check_password_hash", counted)
