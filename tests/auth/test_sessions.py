@@ -384,3 +384,32 @@ def test_an_unknown_email_costs_the_same_password_check_as_a_wrong_password(
     assert len(wrong) == 1
     # One check of the same kind and cost (method and parameters sit before the salt).
     assert checks == wrong
+
+
+# --- the same on the production store (Redis) -----------------------------------------------
+
+
+@pytest.mark.redis
+def test_on_redis_sessions_sign_out_ends_copies_and_visitors_store_nothing(
+    backends: Backends, tmp_path: Path, redis_url: str
+) -> None:
+    app = create_app(
+        base_config(
+            backends, tmp_path, MAIL_BACKEND="memory", SESSION_TYPE="redis", REDIS_URL=redis_url
+        )
+    )
+    store = Redis.from_url(redis_url)
+    with app.app_context():
+        make_user()
+
+    for _ in range(5):
+        app.test_client().get("/login")
+    assert store.keys("s2t-session:*") == []
+
+    client, remember = remembered_client(app)
+    session = session_cookie(app, client)
+    assert store.exists(f"s2t-session:{session}")
+    post(client, "/logout")
+
+    assert not store.exists(f"s2t-session:{session}")
+    assert signed_in_as(with_cookies(app, remember=remember, session=session)) is None
