@@ -293,6 +293,8 @@ def _profile_settings(production: bool, instance: Path) -> dict[str, Any]:
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         "REMEMBER_COOKIE_DURATION": timedelta(days=30),
         "PERMANENT_SESSION_LIFETIME": timedelta(hours=12),
+        # However often it is refreshed, a sign-in (session or remember cookie) ends here.
+        "SESSION_ABSOLUTE_LIFETIME": timedelta(days=30),
         "SESSION_PERMANENT": True,
         "SESSION_KEY_PREFIX": "s2t-session:",
         "RATELIMIT_KEY_PREFIX": "s2t-rl",
@@ -308,6 +310,7 @@ def _profile_settings(production: bool, instance: Path) -> dict[str, Any]:
         # CSRF is checked by set2tracks.auth for cookie requests only (API tokens need none).
         "WTF_CSRF_CHECK_DEFAULT": False,
         "PASSWORD_RESET_MAX_AGE": 30 * 60,
+        "EMAIL_CONFIRMATION_MAX_AGE": 2 * 24 * 3600,
         "MAX_CONTENT_LENGTH": 1024 * 1024,
         "MAX_FORM_MEMORY_SIZE": 64 * 1024,
         "MAX_FORM_PARTS": 50,
@@ -321,6 +324,8 @@ def _profile_settings(production: bool, instance: Path) -> dict[str, Any]:
             "SESSION_COOKIE_SECURE": True,
             "REMEMBER_COOKIE_NAME": "__Host-remember",
             "REMEMBER_COOKIE_SECURE": True,
+            "ANONYMOUS_CSRF_COOKIE_NAME": "__Host-csrf",
+            "DEVICE_COOKIE_NAME": "__Host-device",
             "RATELIMIT_STORAGE_URI": "redis",  # resolved to REDIS_URL by the extension setup
             "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
             "RATELIMIT_SWALLOW_ERRORS": True,
@@ -343,6 +348,8 @@ def _profile_settings(production: bool, instance: Path) -> dict[str, Any]:
         "SESSION_COOKIE_SECURE": False,
         "REMEMBER_COOKIE_NAME": "s2t_remember",
         "REMEMBER_COOKIE_SECURE": False,
+        "ANONYMOUS_CSRF_COOKIE_NAME": "s2t_csrf",
+        "DEVICE_COOKIE_NAME": "s2t_device",
         "RATELIMIT_STORAGE_URI": "memory://",
         "CACHE_TYPE": "SimpleCache",
         "SQLALCHEMY_ENGINE_OPTIONS": {},

@@ -17,6 +17,7 @@ from flask_session import Session
 from flask_sqlalchemy import SQLAlchemy
 from flask_talisman import Talisman
 from flask_wtf import CSRFProtect
+from itsdangerous import BadSignature, URLSafeSerializer
 from redis import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
@@ -46,7 +47,8 @@ def _signed_in() -> bool:
 def rate_limit_key() -> str:
     """Count signed-in people by account and everyone else by client address."""
     if _signed_in():
-        return f"user:{current_user.get_id()}"
+        # The id, never get_id(): that is the session token, a credential (keys reach logs).
+        return f"user:{current_user.id}"
     return f"ip:{get_remote_address()}"
 
 
@@ -102,12 +104,23 @@ def content_security_policy() -> dict[str, str | list[str]]:
     }
 
 
+ANONYMOUS_CSRF_SALT = "set2tracks.anonymous-csrf"
+# Bookkeeping that Flask-Session (permanence) and Flask-Login (freshness, client hash) write
+# into any session: without a signed-in user it is not worth storing.
+BOOKKEEPING_KEYS = frozenset({"_permanent", "_fresh", "_id"})
+
+
 class GuardedSessionInterface(SessionInterface):
-    """Flask-Session's interface, turning an unreachable store into a clean 503.
+    """Flask-Session's interface, turning an unreachable store into a clean 503, and storing
+    nothing for visitors who only hold a CSRF token.
 
     Flask opens the session before routing, outside every error handler; a Redis error
     there would be a bare 500. Instead the request gets an empty, unsaved session and is
     refused with 503 before any view runs.
+
+    A visitor opening the sign-in form needs a CSRF token, not a stored session: kept in a
+    signed cookie instead, so anonymous page views cannot fill the store (the embedded file
+    store keeps 500 sessions and evicts signed-in people to make room).
     """
 
     def __init__(self, inner: SessionInterface) -> None:
@@ -118,14 +131,61 @@ class GuardedSessionInterface(SessionInterface):
 
     def open_session(self, app: Flask, request: Request) -> SessionMixin | None:
         try:
-            return self.inner.open_session(app, request)
+            session = self.inner.open_session(app, request)
         except RedisError as error:
             logger.error("session store unavailable: %s", type(error).__name__)
             g.session_store_down = True
             return self.inner.make_null_session(app)
+        if session is not None and not session:
+            token = self._anonymous_csrf(app, request)
+            if token is not None:
+                session[_csrf_key(app)] = token
+                session.modified = False
+        return session
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        key, cookie = _csrf_key(app), app.config["ANONYMOUS_CSRF_COOKIE_NAME"]
+        token = session.get(key)
+        if token is not None and set(session) - BOOKKEEPING_KEYS == {key}:
+            # Emptied before the store sees it: a stored session (after sign-out) is
+            # deleted, and none is created; the token goes to the cookie.
+            stored = request.cookies.get(self.get_cookie_name(app)) is not None
+            kept = {name: session.pop(name) for name in list(session)}
+            session.modified = stored
+            self.inner.save_session(app, session, response)
+            session.update(kept)
+            if request.cookies.get(cookie) != (signed := self._serializer(app).dumps(token)):
+                response.set_cookie(
+                    cookie,
+                    str(signed),
+                    path="/",
+                    secure=app.config["SESSION_COOKIE_SECURE"],
+                    httponly=True,
+                    samesite="Lax",
+                )
+            return
+        if session and cookie in request.cookies:
+            # The stored session holds the token from now on.
+            response.delete_cookie(cookie, path="/")
         self.inner.save_session(app, session, response)
+
+    def _serializer(self, app: Flask) -> URLSafeSerializer:
+        return URLSafeSerializer(app.config["SECRET_KEY"], salt=ANONYMOUS_CSRF_SALT)
+
+    def _anonymous_csrf(self, app: Flask, request: Request) -> str | None:
+        value = request.cookies.get(app.config["ANONYMOUS_CSRF_COOKIE_NAME"])
+        if not value:
+            return None
+        try:
+            token = self._serializer(app).loads(value)
+        except BadSignature:
+            return None
+        return token if isinstance(token, str) else None
+
+
+def _csrf_key(app: Flask) -> str:
+    key: str = app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
+    return key
 
 
 def _refuse_without_session_store() -> None:

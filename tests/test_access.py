@@ -16,7 +16,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from set2tracks.auth.services import create_api_token, create_invite, make_reset_token
+from set2tracks.auth.services import (
+    create_api_token,
+    create_invite,
+    make_confirmation_token,
+    make_reset_token,
+)
 from set2tracks.extensions import db
 from tests.auth.helpers import csrf_token, sign_in
 from tests.factories import DjSetFactory, TrackFactory, UserFactory
@@ -44,12 +49,14 @@ ACCESS = {
     "auth.invite": PUBLIC,
     "auth.reset_request": PUBLIC,
     "auth.reset_password": PUBLIC,
+    "auth.confirm_email": PUBLIC,
     "auth.account": USER,
     "auth.change_password": USER,
     "auth.preferences": USER,
     "auth.create_token": USER,
     "auth.revoke_token": USER,
     "auth.delete_account": USER,
+    "auth.sign_out_everywhere": USER,
     "auth.invites": ADMIN,
     "auth.revoke_invite": ADMIN,
     "me_api.me": USER,
@@ -97,6 +104,7 @@ def _sweep_values(owner: Any) -> dict[str, Any]:
         "invite_id": create_invite(owner.id, email=None, days=7).id,
         "code": "not-a-real-invite-code",
         "token": make_reset_token(owner),
+        "confirm_token": make_confirmation_token(UserFactory()),  # a waiting registration
         "filename": "app.css",
     }
 
@@ -122,6 +130,8 @@ def test_each_role_gets_exactly_the_pages_it_may(app: Flask, role: str) -> None:
             continue
         values["filename"] = "swagger-ui.css" if rule.endpoint == "docs.asset" else "app.css"
         url = _url(rule.rule, values)
+        if rule.endpoint == "auth.confirm_email":
+            url += f"?token={values['confirm_token']}"
         response = client.get(url)
         # /health answers machines like the API does: 401, not a redirect to sign in.
         machine = rule.rule.startswith("/api/") or rule.endpoint.startswith("health.")
@@ -142,8 +152,10 @@ def test_state_changes_are_refused_to_whoever_may_not_make_them(app: Flask, role
     for rule in app.url_map.iter_rules():
         access = ACCESS[rule.endpoint]
         for method in sorted((rule.methods or set()) - {"GET", "HEAD", "OPTIONS"}):
-            # Each request starts from the role's fresh session: /logout ends the last one.
+            # Each request starts from the role's fresh session: /logout ends the last one,
+            # "sign out everywhere" gives the account a new session token.
             if role != "anonymous":
+                db.session.refresh(owner)
                 sign_in(client, owner)
             token = csrf_token(client)
             url = _url(rule.rule, values)

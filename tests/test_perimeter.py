@@ -344,14 +344,15 @@ def test_nul_bytes_in_forms_are_400(client: FlaskClient) -> None:
 
 
 def test_unstorable_json_text_is_422(app: Flask) -> None:
-    from set2tracks.auth.services import create_api_token
+    from tests.auth.helpers import csrf_token, sign_in
 
-    user = UserFactory()
-    bearer = {"Authorization": f"Bearer {create_api_token(user.id, 'x').secret}"}
     client = app.test_client()
+    # Tokens are created from a signed-in browser (an API token may not mint another).
+    sign_in(client, UserFactory())
+    headers = {"X-CSRFToken": csrf_token(client)}
 
     for name in ("a\x00b", "lone \ud800 surrogate"):
-        response = client.post("/api/v1/me/tokens", json={"name": name}, headers=bearer)
+        response = client.post("/api/v1/me/tokens", json={"name": name}, headers=headers)
         assert response.status_code == 422
         assert response.json["errors"]["json"]["name"] == [
             "Contains a character that is not allowed."

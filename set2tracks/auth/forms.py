@@ -73,6 +73,7 @@ class ResetPasswordForm(FlaskForm):
 class ChangePasswordForm(FlaskForm):
     current_password = _password_field("Current password")
     new_password = _password_field("New password")
+    revoke_tokens = BooleanField("Also revoke all my API tokens", default=True)
 
 
 class PreferencesForm(FlaskForm):
@@ -90,6 +91,16 @@ class TokenForm(FlaskForm):
             DataRequired(message="Name the token, e.g. the script or device using it."),
             Length(max=TOKEN_NAME_LENGTH, message="A token name has at most 80 characters."),
         ],
+    )
+    expires_in_days = SelectField(
+        "Valid for",
+        choices=[
+            SelectChoice("", "Until I revoke it"),
+            SelectChoice("30", "30 days"),
+            SelectChoice("90", "90 days"),
+            SelectChoice("365", "1 year"),
+        ],
+        default="",
     )
 
 
@@ -115,6 +126,10 @@ class InviteForm(FlaskForm):
         ],
         default="7",
     )
+
+
+class ConfirmEmailForm(FlaskForm):
+    """The button that confirms a registration."""
 
 
 class ConfirmForm(FlaskForm):

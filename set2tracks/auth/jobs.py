@@ -7,7 +7,7 @@ import logging
 from flask import current_app, render_template
 
 from set2tracks.auth.models import User
-from set2tracks.auth.services import make_reset_token
+from set2tracks.auth.services import make_confirmation_token, make_reset_token
 from set2tracks.clients.mail import Email, MailError, mailer
 from set2tracks.extensions import db
 from set2tracks.links import external_url
@@ -16,8 +16,8 @@ from set2tracks.queues import retried
 logger = logging.getLogger(__name__)
 
 
-# The person was told the email is on its way: a mail server's bad minute must not lose it.
-# The last retry still leaves a fresh link (each attempt makes its own token).
+# Each of these emails was promised on screen ("check your inbox"): a mail server's bad
+# minute must not lose it. Every attempt makes its own token, so a late one still works.
 @retried(30, 120, 600)
 def send_password_reset(user_id: int) -> None:
     """Email a password reset link to the user (the token is made here, never queued)."""
@@ -28,10 +28,46 @@ def send_password_reset(user_id: int) -> None:
     link = external_url("auth.reset_password", token=make_reset_token(user))
     minutes = current_app.config["PASSWORD_RESET_MAX_AGE"] // 60
     text = render_template("auth/email/reset_password.txt", user=user, link=link, minutes=minutes)
-    email = Email(to=user.email, subject="Reset your Set2Tracks password", text=text)
+    _send(Email(to=user.email, subject="Reset your Set2Tracks password", text=text))
+
+
+def _send(email: Email) -> None:
+    """Send ``email``: raise a transient failure for a retry, log a permanent one."""
     try:
         mailer().send(email)
     except MailError as error:
         if error.transient:
-            raise  # retried by the runner
-        logger.error("reset email to a recipient at %s not sent: %s", email.recipient_domain, error)
+            raise
+        logger.error(
+            "email %r to a recipient at %s not sent: %s",
+            email.subject,
+            email.recipient_domain,
+            error,
+        )
+
+
+@retried(30, 120, 600)
+def send_email_confirmation(user_id: int) -> None:
+    """Email the link that confirms a registration (the token is made here, never queued)."""
+    user = db.session.get(User, user_id)
+    if user is None or user.is_confirmed or not user.is_active:
+        return
+    link = external_url("auth.confirm_email", token=make_confirmation_token(user))
+    hours = current_app.config["EMAIL_CONFIRMATION_MAX_AGE"] // 3600
+    text = render_template("auth/email/confirm_email.txt", user=user, link=link, hours=hours)
+    _send(Email(to=user.email, subject="Confirm your Set2Tracks account", text=text))
+
+
+@retried(30, 120, 600)
+def send_account_exists(user_id: int) -> None:
+    """Tell an account's owner that someone tried to register their address again."""
+    user = db.session.get(User, user_id)
+    if user is None or not user.is_active:
+        return
+    text = render_template(
+        "auth/email/account_exists.txt",
+        user=user,
+        login_link=external_url("auth.login"),
+        reset_link=external_url("auth.reset_request"),
+    )
+    _send(Email(to=user.email, subject="You already have a Set2Tracks account", text=text))

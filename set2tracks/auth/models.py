@@ -30,6 +30,12 @@ class User(UserMixin, TimestampMixin, db.Model):  # type: ignore[name-defined]
     # Rotated on password change, reset and disable: it is what Flask-Login stores in the
     # session and remember cookie, so rotating it logs every other session out.
     session_token: Mapped[str] = mapped_column(String(64), unique=True)
+    # Part of every "keep me signed in" cookie; cleared when a remembered browser signs out,
+    # so a copy of that cookie dies with it while other signed-in sessions carry on.
+    remember_token: Mapped[str | None] = mapped_column(String(64))
+    # None while a self-service registration waits for its owner to open the emailed link:
+    # until then nobody can sign in to it, so registering tells nothing about an address.
+    email_confirmed_at: Mapped[datetime | None]
     last_login_at: Mapped[datetime | None]
 
     preferences: Mapped[UserPreferences] = relationship(
@@ -48,6 +54,10 @@ class User(UserMixin, TimestampMixin, db.Model):  # type: ignore[name-defined]
     @property
     def is_active(self) -> bool:
         return not self.is_disabled
+
+    @property
+    def is_confirmed(self) -> bool:
+        return self.email_confirmed_at is not None
 
     def __repr__(self) -> str:
         return f"<User {self.id}>"
@@ -103,6 +113,7 @@ class ApiToken(db.Model):  # type: ignore[name-defined]
     prefix: Mapped[str] = mapped_column(String(12))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
 
     user: Mapped[User] = relationship(back_populates="tokens")

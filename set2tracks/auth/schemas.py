@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from set2tracks.auth.forms import TOKEN_NAME_LENGTH
+from set2tracks.auth.services import TOKEN_EXPIRY_DAYS
 from set2tracks.schemas import Text
 
 
@@ -24,6 +25,7 @@ class TokenSchema(Schema):
     prefix = fields.String(required=True, metadata={"description": "First characters after s2t_"})
     created_at = fields.DateTime(required=True)
     last_used_at = fields.DateTime(allow_none=True)
+    expires_at = fields.DateTime(allow_none=True, metadata={"description": "null: until revoked"})
 
 
 class NewTokenArgs(Schema):
@@ -31,6 +33,12 @@ class NewTokenArgs(Schema):
         required=True,
         validate=validate.Length(min=1, max=TOKEN_NAME_LENGTH),
         metadata={"example": "laptop script"},
+    )
+    expires_in_days = fields.Integer(
+        load_default=None,
+        allow_none=True,
+        validate=validate.OneOf(TOKEN_EXPIRY_DAYS),
+        metadata={"description": "Days the token works; omitted or null: until revoked"},
     )
 
 

@@ -8,10 +8,12 @@ digests only: they are random and long, so a fast hash is enough and lookups sta
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
@@ -34,7 +36,13 @@ logger = logging.getLogger(__name__)
 
 TOKEN_PREFIX = "s2t_"  # noqa: S105 (marks our tokens, e.g. for secret scanners)
 RESET_SALT = "set2tracks.password-reset"
+CONFIRM_SALT = "set2tracks.confirm-email"
 INVITE_DAYS = (1, 7, 30)
+TOKEN_EXPIRY_DAYS = (30, 90, 365)
+MAX_ACTIVE_TOKENS = 20
+# A token's last use is written at most this often: a busy script must not turn every API
+# read into a write on one row.
+LAST_USED_PRECISION = timedelta(minutes=1)
 
 
 def digest(secret: str) -> str:
@@ -78,7 +86,10 @@ def create_user(
     is_admin: bool = False,
     is_premium: bool = False,
 ) -> User:
-    """Add a user with default preferences to the session (no commit)."""
+    """Add a confirmed user with default preferences to the session (no commit).
+
+    For accounts made by an admin or a test: self-service sign-up goes through ``register``.
+    """
     email = email.strip()
     display_name = display_name.strip()
     _check_password(password, email, display_name, "password")
@@ -94,59 +105,155 @@ def create_user(
         is_admin=is_admin,
         is_premium=is_premium,
         session_token=new_session_token(),
+        email_confirmed_at=utcnow(),
         preferences=UserPreferences(),
     )
     db.session.add(user)
     return user
 
 
-def register(email: str, display_name: str, password: str, invite_code: str | None) -> User:
-    """Create an account in one transaction, consuming the invite the sign-up mode asks for."""
+INVALID_INVITE = "This invite is not valid: it may have expired, been used or be for another email."
+
+
+@dataclass(frozen=True)
+class Registration:
+    """What a registration did, for the view: ``signed_in`` names the user to sign in now.
+
+    Only an invite bound to the very email proves the address, so only then is the person
+    signed in at once; every other accepted registration answers "check your inbox".
+    """
+
+    signed_in: User | None
+
+
+def register(email: str, display_name: str, password: str, invite_code: str | None) -> Registration:
+    """Register an email, telling the caller nothing about whether it had an account.
+
+    The invite is checked first, then the password policy; the password is always hashed.
+    A new email gets an account waiting for confirmation (a link by email); an email with an
+    account gets a note to its owner instead; a waiting registration is replaced by this one.
+    """
     mode = current_app.config["SIGNUP_MODE"]
     if mode == "closed":
         raise Forbidden("Registration is closed for now.")
     if mode == "invite" and not invite_code:
         raise Forbidden("Registration needs an invite for now.")
+    email, display_name = email.strip(), display_name.strip()
+    invite = _usable_invite(invite_code, email) if invite_code else None
+    _check_password(password, email, display_name, "password")
+    password_hash = hash_password(password)
+    proven = invite is not None and invite.email is not None
     try:
-        user = create_user(email, password, display_name)
+        existing = find_user_by_email(email)
+        taken = existing is not None and existing.is_confirmed
+        if existing is not None and taken:
+            user = existing
+        else:
+            user = existing or User(email=email, preferences=UserPreferences())
+            user.password_hash, user.display_name = password_hash, display_name
+            user.email_confirmed_at = utcnow() if proven else None
+            # A new token also kills the link of a waiting registration this one replaces.
+            user.session_token = new_session_token()
+            db.session.add(user)
         db.session.flush()
         if invite_code:
-            _consume_invite(invite_code, user)
+            # Spent even when the email had an account: an invite that survived would tell
+            # its holder that the address is taken.
+            _consume_invite(invite_code, email, None if taken else user.id)
         db.session.commit()
     except IntegrityError:
-        # Two registrations raced for one email: the unique index decided.
+        # Two registrations raced for one new email: the unique index let one through.
         db.session.rollback()
-        raise Conflict(
-            "An account with this email already exists.",
-            fields={"email": ["An account with this email already exists."]},
-        ) from None
+        return Registration(signed_in=None)
     except Exception:
         db.session.rollback()
         raise
-    logger.info("account created", extra={"event": "register", "user": user.id})
-    return user
+    if taken:
+        enqueue("set2tracks.auth.jobs.send_account_exists", user.id, queue="high")
+        return Registration(signed_in=None)
+    if proven:
+        logger.info("account created", extra={"event": "register", "user": user.id})
+        return Registration(signed_in=user)
+    enqueue("set2tracks.auth.jobs.send_email_confirmation", user.id, queue="high")
+    return Registration(signed_in=None)
 
 
-def _consume_invite(code: str, user: User) -> None:
-    """Mark the invite used by ``user`` in one conditional UPDATE; a second taker gets 0 rows."""
+def _invite_conditions(email: str) -> list[Any]:
     now = utcnow()
+    return [
+        Invite.used_at.is_(None),
+        Invite.revoked_at.is_(None),
+        (Invite.expires_at.is_(None)) | (Invite.expires_at > now),
+        (Invite.email.is_(None)) | (func.lower(Invite.email) == email.lower()),
+    ]
+
+
+def _usable_invite(code: str, email: str) -> Invite:
+    """Return the invite if ``email`` may use it now, else raise (nothing is changed)."""
+    invite = db.session.scalar(
+        select(Invite).where(Invite.code_hash == digest(code), *_invite_conditions(email))
+    )
+    if invite is None:
+        raise InvalidInput(INVALID_INVITE, fields={"invite": [INVALID_INVITE]})
+    return invite
+
+
+def _consume_invite(code: str, email: str, user_id: int | None) -> None:
+    """Mark the invite used in one conditional UPDATE; a second taker gets 0 rows."""
     used = db.session.execute(
         update(Invite)
-        .where(
-            Invite.code_hash == digest(code),
-            Invite.used_at.is_(None),
-            Invite.revoked_at.is_(None),
-            (Invite.expires_at.is_(None)) | (Invite.expires_at > now),
-            (Invite.email.is_(None)) | (func.lower(Invite.email) == user.email.lower()),
-        )
-        .values(used_at=now, used_by_id=user.id)
+        .where(Invite.code_hash == digest(code), *_invite_conditions(email))
+        .values(used_at=utcnow(), used_by_id=user_id)
         .returning(Invite.id)
     ).first()
     if used is None:
-        message = (
-            "This invite is not valid: it may have expired, been used or be for another email."
+        raise InvalidInput(INVALID_INVITE, fields={"invite": [INVALID_INVITE]})
+
+
+def _confirm_serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=CONFIRM_SALT)
+
+
+def make_confirmation_token(user: User) -> str:
+    """Return the link token confirming ``user``'s registration (dead once re-registered)."""
+    return str(_confirm_serializer().dumps({"u": user.id, "s": digest(user.session_token)[:16]}))
+
+
+def user_for_confirmation_token(token: str) -> User:
+    """Return the account waiting for the confirmation this token carries."""
+    message = "This confirmation link has expired or was already used. Register again."
+    try:
+        data = _confirm_serializer().loads(
+            token, max_age=current_app.config["EMAIL_CONFIRMATION_MAX_AGE"]
         )
-        raise InvalidInput(message, fields={"invite": [message]})
+    except (BadSignature, SignatureExpired):
+        raise InvalidInput(message) from None
+    user = db.session.get(User, data.get("u")) if isinstance(data, dict) else None
+    if (
+        user is None
+        or user.is_confirmed
+        or not user.is_active
+        or not hmac.compare_digest(str(data.get("s")), digest(user.session_token)[:16])
+    ):
+        raise InvalidInput(message)
+    return user
+
+
+def confirm_email(token: str) -> User:
+    """Confirm a waiting registration: from now on its owner can sign in."""
+    user = user_for_confirmation_token(token)
+    confirmed = db.session.execute(
+        update(User)
+        .where(User.id == user.id, User.email_confirmed_at.is_(None))
+        .values(email_confirmed_at=utcnow())
+        .returning(User.id)
+    ).first()
+    db.session.commit()
+    if confirmed is None:
+        raise InvalidInput("This confirmation link was already used. Sign in.")
+    db.session.refresh(user)
+    logger.info("account created", extra={"event": "register", "user": user.id})
+    return user
 
 
 def invite_email(code: str) -> str | None:
@@ -165,7 +272,9 @@ def authenticate(email: str, password: str) -> User | None:
     if user is None:
         verify_password_for_unknown_user(password)
         return None
-    if not verify_password(user.password_hash, password) or not user.is_active:
+    if not verify_password(user.password_hash, password):
+        return None
+    if not user.is_active or not user.is_confirmed:
         return None
     return user
 
@@ -176,22 +285,57 @@ def record_login(user_id: int) -> None:
     db.session.commit()
 
 
-def change_password(user_id: int, current: str, new: str) -> User:
+def change_password(user_id: int, current: str, new: str, *, revoke_tokens: bool = True) -> User:
     """Change a password after checking the current one; other sessions are signed out."""
     user = _user(user_id)
     if not verify_password(user.password_hash, current):
         message = "Your current password is not right."
         raise InvalidInput(message, fields={"current_password": [message]})
-    _set_password(user, new, "new_password")
+    _check_password(new, user.email, user.display_name, "new_password")
+    user.password_hash = hash_password(new)
+    _end_sessions(user)
+    if revoke_tokens:
+        _revoke_all_api_tokens(user.id)
     db.session.commit()
     return user
 
 
-def _set_password(user: User, password: str, field: str) -> None:
-    _check_password(password, user.email, user.display_name, field)
-    user.password_hash = hash_password(password)
+def _end_sessions(user: User) -> None:
     # Every session and remember cookie holds the old token: they all end here.
     user.session_token = new_session_token()
+    user.remember_token = None
+
+
+def sign_out_everywhere(user_id: int) -> User:
+    """End every session and "keep me signed in" cookie of the account."""
+    user = _user(user_id)
+    _end_sessions(user)
+    db.session.commit()
+    logger.info("signed out everywhere", extra={"event": "sign_out_everywhere", "user": user_id})
+    return user
+
+
+def remember_token(user_id: int) -> str:
+    """Return the account's remember token, making one when no browser holds it yet."""
+    user = _user(user_id)
+    if user.remember_token is None:
+        user.remember_token = new_session_token()
+        db.session.commit()
+    return user.remember_token
+
+
+def forget_remembered(user_id: int) -> None:
+    """Make every "keep me signed in" cookie of the account worthless (sessions go on)."""
+    db.session.execute(update(User).where(User.id == user_id).values(remember_token=None))
+    db.session.commit()
+
+
+def user_for_remember_token(session_token: str, token: str) -> User | None:
+    """Return the active user a remember cookie's two tokens still point to."""
+    user = load_user(session_token)
+    if user is None or user.remember_token is None:
+        return None
+    return user if hmac.compare_digest(user.remember_token, token) else None
 
 
 def _reset_serializer() -> URLSafeTimedSerializer:
@@ -223,17 +367,39 @@ def user_for_reset_token(token: str) -> User:
 
 
 def reset_password(token: str, password: str) -> User:
-    """Set a new password with a reset token; the token and every session die with it."""
+    """Set a new password with a reset token; the token, every session and API token die.
+
+    The UPDATE only applies while the password is the one the token was made for, so two
+    requests racing with one link cannot both set a password.
+    """
+    message = "This reset link has expired or was already used. Ask for a new one."
     user = user_for_reset_token(token)
-    _set_password(user, password, "password")
+    _check_password(password, user.email, user.display_name, "password")
+    old_hash = user.password_hash
+    changed = db.session.execute(
+        update(User)
+        .where(User.id == user.id, User.password_hash == old_hash)
+        .values(
+            password_hash=hash_password(password),
+            session_token=new_session_token(),
+            remember_token=None,
+        )
+        .returning(User.id)
+    ).first()
+    if changed is None:
+        db.session.rollback()
+        raise InvalidInput(message)
+    _revoke_all_api_tokens(user.id)
     db.session.commit()
+    db.session.refresh(user)
+    logger.info("password reset", extra={"event": "password_reset", "user": user.id})
     return user
 
 
 def request_password_reset(email: str) -> None:
-    """Email a reset link if the address has an account; say nothing either way."""
+    """Email a reset link if the address has a working account; say nothing either way."""
     user = find_user_by_email(email)
-    if user is not None and user.is_active:
+    if user is not None and user.is_active and user.is_confirmed:
         enqueue("set2tracks.auth.jobs.send_password_reset", user.id, queue="high")
 
 
@@ -301,17 +467,41 @@ def revoke_invite(invite_id: int) -> None:
     db.session.commit()
 
 
-def create_api_token(user_id: int, name: str) -> IssuedSecret:
-    """Create a personal API token; its plain value exists only in the return value."""
+def _working_tokens(now: datetime) -> list[Any]:
+    return [
+        ApiToken.revoked_at.is_(None),
+        (ApiToken.expires_at.is_(None)) | (ApiToken.expires_at > now),
+    ]
+
+
+def create_api_token(user_id: int, name: str, *, days: int | None = None) -> IssuedSecret:
+    """Create a personal API token, valid ``days`` or until revoked; shown once."""
     name = name.strip()
     if not name:
         raise InvalidInput("Name the token.", fields={"name": ["Name the token."]})
+    if days is not None and days not in TOKEN_EXPIRY_DAYS:
+        message = "Choose how long the token is valid."
+        raise InvalidInput(message, fields={"expires_in_days": [message]})
+    now = utcnow()
+    # Lock the account row: two requests at once must not both slip under the cap.
+    db.session.execute(select(User.id).where(User.id == user_id).with_for_update())
+    active = db.session.scalar(
+        select(func.count())
+        .select_from(ApiToken)
+        .where(ApiToken.user_id == user_id, *_working_tokens(now))
+    )
+    if (active or 0) >= MAX_ACTIVE_TOKENS:
+        db.session.rollback()
+        raise Conflict(
+            f"You have {MAX_ACTIVE_TOKENS} working tokens: revoke one you no longer use first."
+        )
     value = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(
         user_id=user_id,
         name=name,
         token_hash=digest(value),
         prefix=value[len(TOKEN_PREFIX) : len(TOKEN_PREFIX) + 8],
+        expires_at=now + timedelta(days=days) if days else None,
     )
     db.session.add(token)
     db.session.commit()
@@ -323,9 +513,17 @@ def list_api_tokens(user_id: int) -> list[ApiToken]:
     return list(
         db.session.scalars(
             select(ApiToken)
-            .where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
+            .where(ApiToken.user_id == user_id, *_working_tokens(utcnow()))
             .order_by(ApiToken.created_at.desc(), ApiToken.id.desc())
         )
+    )
+
+
+def _revoke_all_api_tokens(user_id: int) -> None:
+    db.session.execute(
+        update(ApiToken)
+        .where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
     )
 
 
@@ -341,14 +539,25 @@ def revoke_api_token(user_id: int, token_id: int) -> None:
 
 
 def user_for_api_token(value: str) -> User | None:
-    """Return the active owner of a working API token, noting when it was used."""
+    """Return the active owner of a working API token, noting (to the minute) its use."""
+    now = utcnow()
     token = db.session.scalar(
-        select(ApiToken).where(ApiToken.token_hash == digest(value), ApiToken.revoked_at.is_(None))
+        select(ApiToken).where(ApiToken.token_hash == digest(value), *_working_tokens(now))
     )
     if token is None or not token.user.is_active:
         return None
-    token.last_used_at = utcnow()
-    db.session.commit()
+    stale = now - LAST_USED_PRECISION
+    if token.last_used_at is None or token.last_used_at <= stale:
+        # Conditional: of many requests at once, one writes and the others find it fresh.
+        db.session.execute(
+            update(ApiToken)
+            .where(
+                ApiToken.id == token.id,
+                (ApiToken.last_used_at.is_(None)) | (ApiToken.last_used_at <= stale),
+            )
+            .values(last_used_at=now)
+        )
+        db.session.commit()
     return token.user
 
 

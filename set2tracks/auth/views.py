@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
+from datetime import timedelta
 from functools import wraps
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -10,6 +13,7 @@ from urllib.parse import urlsplit
 from flask import (
     Blueprint,
     Response,
+    after_this_request,
     current_app,
     flash,
     g,
@@ -20,11 +24,22 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_limiter.util import get_remote_address
+from flask_login import (
+    current_user,
+    encode_cookie,
+    login_required,
+    login_user,
+    logout_user,
+)
+from itsdangerous import BadSignature, URLSafeSerializer
+from limits import RateLimitItem, parse
+from redis.exceptions import RedisError
 
 from set2tracks.auth import services
 from set2tracks.auth.forms import (
     ChangePasswordForm,
+    ConfirmEmailForm,
     ConfirmForm,
     DeleteAccountForm,
     InviteForm,
@@ -41,17 +56,65 @@ from set2tracks.extensions import csrf, limiter, login_manager
 from set2tracks.links import external_url
 
 blueprint = Blueprint("auth", __name__)
+logger = logging.getLogger(__name__)
 
 View = TypeVar("View", bound=Callable[..., Any])
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+# Failed sign-ins from one address to one account: the guessing budget of one attacker.
 FAILED_LOGIN_LIMIT = "5 per 15 minutes"
+# Failed sign-ins to one account from browsers it never signed in on, across addresses: stops
+# a spread-out guesser, while the owner's own browser (known-device cookie) is never held up.
+ACCOUNT_FAILED_LOGIN_LIMIT = "50 per 15 minutes"
+# Every sign-in attempt from one address, whichever accounts it tries.
 LOGIN_ATTEMPT_LIMIT = "20 per 15 minutes"
 REQUEST_LIMIT = "10 per hour"
+# Session key: when this sign-in happened (epoch seconds); the remember cookie carries it too.
+SIGNED_IN_AT = "_signed_in_at"
+DEVICE_SALT = "set2tracks.known-device"
+DEVICE_COOKIE_DAYS = 365
+
+
+def _now() -> float:
+    """Return the epoch time sign-in lifetimes are measured with (tests move it)."""
+    return time.time()
+
+
+def _lifetime_over(signed_in_at: float) -> bool:
+    lifetime: timedelta = current_app.config["SESSION_ABSOLUTE_LIFETIME"]
+    return _now() - signed_in_at > lifetime.total_seconds()
 
 
 @login_manager.user_loader
-def _load_user(session_token: str) -> User | None:
-    return services.load_user(session_token)
+def _load_user(user_id: str) -> User | None:
+    """Load the user of a session, or of a remember cookie (its id has three parts)."""
+    if "." in user_id:
+        return _load_remembered(user_id)
+    signed_in_at = session.get(SIGNED_IN_AT)
+    if not isinstance(signed_in_at, int | float):
+        # A session from before sign-in times were kept: its 30 days start now.
+        session[SIGNED_IN_AT] = signed_in_at = int(_now())
+    if _lifetime_over(signed_in_at):
+        return None
+    return services.load_user(user_id)
+
+
+def _load_remembered(value: str) -> User | None:
+    """Sign a browser back in from its remember cookie, under a new session id."""
+    session_token, _, rest = value.partition(".")
+    signed_in_at, _, remember = rest.partition(".")
+    user = None
+    if signed_in_at.isdigit() and not _lifetime_over(int(signed_in_at)):
+        user = services.user_for_remember_token(session_token, remember)
+    if user is None:
+        # Dead (signed out, rotated, too old): drop it rather than try it on every request.
+        session.pop("_user_id", None)
+        session["_remember"] = "clear"
+        return None
+    session["_user_id"] = session_token
+    session[SIGNED_IN_AT] = int(signed_in_at)
+    # The browser chose the session id it sent; a signed-in session gets one of ours.
+    current_app.session_interface.regenerate(session)  # type: ignore[attr-defined]
+    return user
 
 
 @login_manager.unauthorized_handler
@@ -76,6 +139,7 @@ def authenticate_request() -> None:
         if user is None:
             raise Unauthorized("This API token is not valid: it may have been revoked.")
         g._login_user = user
+        g.signed_in_by_token = True
         return
     if request.method not in SAFE_METHODS and current_app.config["WTF_CSRF_ENABLED"]:
         csrf.protect()
@@ -106,20 +170,66 @@ def safe_next(target: str | None) -> str:
     return target if not parts.scheme and not parts.netloc else fallback
 
 
-def _sign_in(user: User, *, remember: bool = False) -> None:
-    """Sign ``user`` in under a new session id.
+@blueprint.after_app_request
+def _no_store_for_accounts(response: Response) -> Response:
+    """Keep pages about an account out of every cache (browser history, shared proxies)."""
+    # g and the session only: loading the user here could hit the database on an error page.
+    user = g.get("_login_user")
+    signed_in = "_user_id" in session or bool(user is not None and user.is_authenticated)
+    if signed_in or request.blueprint == "auth" or request.path.startswith("/api/v1/me"):
+        response.headers["Cache-Control"] = "no-store"
+    return response
 
-    Flask-Login keeps the session id: a planted pre-login id must not survive sign-in.
+
+def _sign_in(user: User, *, remember: bool = False) -> None:
+    """Sign ``user`` in under a new session id, with a remember cookie when asked.
+
+    Flask-Login keeps the session id: a planted pre-login id must not survive sign-in. The
+    remember cookie holds the session token, the sign-in time (the absolute lifetime counts
+    from it) and the account's remember token (a remembered browser's sign-out clears it).
     """
-    login_user(user, remember=remember)
+    login_user(user)
+    signed_in_at = int(_now())
+    session[SIGNED_IN_AT] = signed_in_at
     current_app.session_interface.regenerate(session)  # type: ignore[attr-defined]
+    if remember:
+        value = f"{user.get_id()}.{signed_in_at}.{services.remember_token(user.id)}"
+        after_this_request(lambda response: _set_remember_cookie(response, value, signed_in_at))
+    elif current_app.config["REMEMBER_COOKIE_NAME"] in request.cookies:
+        session["_remember"] = "clear"
+
+
+def _set_remember_cookie(response: Response, value: str, signed_in_at: int) -> Response:
+    config = current_app.config
+    lifetime = min(config["REMEMBER_COOKIE_DURATION"], config["SESSION_ABSOLUTE_LIFETIME"])
+    response.set_cookie(
+        config["REMEMBER_COOKIE_NAME"],
+        encode_cookie(value),
+        expires=signed_in_at + int(lifetime.total_seconds()),
+        path="/",
+        secure=config["REMEMBER_COOKIE_SECURE"],
+        httponly=config["REMEMBER_COOKIE_HTTPONLY"],
+        samesite=config["REMEMBER_COOKIE_SAMESITE"],
+    )
+    return response
 
 
 def _sign_out() -> None:
-    """Sign out and start over: a new id (the old one leaves the store), nothing kept."""
+    """Sign out and start over: a new id (the old one leaves the store), nothing kept.
+
+    A remembered browser also kills its remember cookie: in the browser, and on the server
+    for every copy of it.
+    """
+    cookie = request.cookies.get(current_app.config["REMEMBER_COOKIE_NAME"])
+    remembered = current_user.id if cookie and current_user.is_authenticated else None
     logout_user()
     current_app.session_interface.regenerate(session)  # type: ignore[attr-defined]
     session.clear()
+    if cookie:
+        # clear() wiped logout_user()'s note to Flask-Login to delete the cookie.
+        session["_remember"] = "clear"
+    if remembered is not None:
+        services.forget_remembered(remembered)
 
 
 def _text(field: Any) -> str:
@@ -139,35 +249,117 @@ def _form_error(form: Any, error: DomainError) -> None:
         form.form_errors.append(error.detail)
 
 
-def _login_failed(response: Response) -> bool:
-    return bool(g.get("login_failed"))
+def _device_serializer() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt=DEVICE_SALT)
 
 
-def _account_key() -> str:
-    email = (request.form.get("email") or "").strip().lower()[:254]
-    return f"login-account:{email}"
+def _account_key(email: str) -> str:
+    # A digest: email addresses have no place in the limiter's key names.
+    return services.digest(email.strip().lower())[:32]
+
+
+def _known_device(account: str) -> bool:
+    """Return whether this browser has signed in to ``account`` before."""
+    cookie = request.cookies.get(current_app.config["DEVICE_COOKIE_NAME"], "")
+    try:
+        return bool(cookie) and _device_serializer().loads(cookie) == account
+    except BadSignature:
+        return False
+
+
+def _remember_device(account: str) -> None:
+    value = str(_device_serializer().dumps(account))
+
+    def set_cookie(response: Response) -> Response:
+        response.set_cookie(
+            current_app.config["DEVICE_COOKIE_NAME"],
+            value,
+            max_age=DEVICE_COOKIE_DAYS * 24 * 3600,
+            path="/",
+            secure=current_app.config["SESSION_COOKIE_SECURE"],
+            httponly=True,
+            samesite="Lax",
+        )
+        return response
+
+    after_this_request(set_cookie)
+
+
+def _failure_budgets(account: str) -> list[tuple[RateLimitItem, tuple[str, ...]]]:
+    prefix: str = current_app.config.get("RATELIMIT_KEY_PREFIX", "")
+    address = get_remote_address()
+    budgets: list[tuple[RateLimitItem, tuple[str, ...]]] = [
+        (parse(FAILED_LOGIN_LIMIT), (prefix, "login-failed", address, account))
+    ]
+    if not _known_device(account):
+        budgets.append((parse(ACCOUNT_FAILED_LOGIN_LIMIT), (prefix, "login-account", account)))
+    return budgets
+
+
+def _spend_sign_in_try(account: str) -> int | None:
+    """Count this try as a failure before the password is checked; return the wait if refused.
+
+    Counting first makes the budget hold under parallel requests; a success gives the try
+    back (``_refund_sign_in_try``).
+    """
+    if not (limiter.enabled and current_app.config.get("RATELIMIT_ENABLED", True)):
+        return None
+    try:
+        for item, keys in _failure_budgets(account):
+            if not limiter.limiter.hit(item, *keys):
+                reset = limiter.limiter.get_window_stats(item, *keys).reset_time
+                return max(1, int(reset - time.time()))
+    except RedisError as error:
+        # The same degraded policy as every other limit: sign-in stays open.
+        logger.warning("sign-in limits unavailable: %s", type(error).__name__)
+    return None
+
+
+def _refund_sign_in_try(account: str) -> None:
+    if not (limiter.enabled and current_app.config.get("RATELIMIT_ENABLED", True)):
+        return
+    try:
+        item, keys = _failure_budgets(account)[0]
+        # The address proved it knows the password: its failures against the account go.
+        limiter.limiter.clear(item, *keys)
+    except RedisError as error:
+        logger.warning("sign-in limits unavailable: %s", type(error).__name__)
 
 
 @blueprint.route("/login", methods=["GET", "POST"])
 @limiter.limit(LOGIN_ATTEMPT_LIMIT, methods=["POST"])
-@limiter.limit(FAILED_LOGIN_LIMIT, methods=["POST"], deduct_when=_login_failed)
-@limiter.limit(
-    FAILED_LOGIN_LIMIT, methods=["POST"], key_func=_account_key, deduct_when=_login_failed
-)
 def login() -> Any:
     if current_user.is_authenticated:
         return redirect(safe_next(request.args.get("next")))
     form = LoginForm()
+    status, retry_after = 200, None
     if form.validate_on_submit():
-        user = services.authenticate(_text(form.email), _text(form.password))
-        if user is not None:
-            _sign_in(user, remember=bool(form.remember.data))
-            services.record_login(user.id)
-            return redirect(safe_next(request.args.get("next")))
-        g.login_failed = True
-        form.form_errors.append("Wrong email or password.")
-    status = 401 if g.get("login_failed") else 400 if form.errors else 200
-    return render_template("auth/login.html", form=form), status
+        account = _account_key(_text(form.email))
+        retry_after = _spend_sign_in_try(account)
+        if retry_after is None:
+            user = services.authenticate(_text(form.email), _text(form.password))
+            if user is not None:
+                _refund_sign_in_try(account)
+                _sign_in(user, remember=bool(form.remember.data))
+                _remember_device(account)
+                services.record_login(user.id)
+                return redirect(safe_next(request.args.get("next")))
+            form.form_errors.append("Wrong email or password.")
+            status = 401
+        else:
+            minutes = -(-retry_after // 60)
+            form.form_errors.append(
+                "Too many failed sign-ins to this account from here. "
+                f"Try again in {minutes} minute{'s' if minutes != 1 else ''}, "
+                "or reset your password."
+            )
+            status = 429
+    elif form.errors:
+        status = 400
+    response = Response(render_template("auth/login.html", form=form), status=status)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 @blueprint.post("/logout")
@@ -187,7 +379,7 @@ def register() -> Any:
         form.invite.data = request.args["invite"][:100]
     if form.validate_on_submit():
         try:
-            user = services.register(
+            registration = services.register(
                 _text(form.email),
                 _text(form.display_name),
                 _text(form.password),
@@ -197,12 +389,39 @@ def register() -> Any:
             _form_error(form, error)
             status = 403 if isinstance(error, Forbidden) else 400
         else:
-            _sign_in(user)
-            flash("Welcome to Set2Tracks!")
-            return redirect(url_for("sets.index"))
+            if registration.signed_in is not None:
+                _sign_in(registration.signed_in)
+                flash("Welcome to Set2Tracks!")
+                return redirect(url_for("sets.index"))
+            # One answer whether or not the address had an account: the inbox tells.
+            return render_template("auth/register_sent.html", email=_text(form.email))
     if status == 200 and (form.errors or form.form_errors):
         status = 400
     return render_template("auth/register.html", form=form, mode=mode), status
+
+
+@blueprint.route("/register/confirm", methods=["GET", "POST"])
+@limiter.limit(REQUEST_LIMIT, methods=["POST"])
+def confirm_email() -> Any:
+    """Confirm a registration from its emailed link: a button, since a GET changes nothing.
+
+    The token rides in the query string, which the access log leaves out.
+    """
+    token = request.args.get("token", "")[:500]
+    form = ConfirmEmailForm()
+    try:
+        services.user_for_confirmation_token(token)
+    except DomainError as error:
+        return render_template("auth/confirm_invalid.html", message=error.detail), 400
+    if form.validate_on_submit():
+        try:
+            user = services.confirm_email(token)
+        except DomainError as error:
+            return render_template("auth/confirm_invalid.html", message=error.detail), 400
+        _sign_in(user)
+        flash("Your email is confirmed. Welcome to Set2Tracks!")
+        return redirect(url_for("sets.index"))
+    return render_template("auth/confirm_email.html", form=form)
 
 
 @blueprint.get("/invite/<code>")
@@ -243,8 +462,8 @@ def reset_password(token: str) -> Any:
         except DomainError as error:
             _form_error(form, error)
         else:
-            logout_user()
-            flash("Your password is changed. Sign in with it.")
+            _sign_out()
+            flash("Your password is changed and your API tokens are revoked. Sign in.")
             return redirect(url_for("auth.login"))
     status = 400 if form.errors or form.form_errors else 200
     return render_template("auth/reset_password.html", form=form), status
@@ -278,7 +497,10 @@ def change_password() -> Any:
     if form.validate_on_submit():
         try:
             user = services.change_password(
-                current_user.id, _text(form.current_password), _text(form.new_password)
+                current_user.id,
+                _text(form.current_password),
+                _text(form.new_password),
+                revoke_tokens=bool(form.revoke_tokens.data),
             )
         except DomainError as error:
             _form_error(form, error)
@@ -288,6 +510,15 @@ def change_password() -> Any:
             flash("Your password is changed. Other devices are signed out.")
             return redirect(url_for("auth.account"))
     return _account_page(400, password_form=form)
+
+
+@blueprint.post("/account/sign-out-everywhere")
+@login_required
+def sign_out_everywhere() -> ResponseReturnValue:
+    services.sign_out_everywhere(current_user.id)
+    _sign_out()
+    flash("You are signed out on every device.")
+    return redirect(url_for("auth.login"))
 
 
 @blueprint.post("/account/preferences")
@@ -311,7 +542,12 @@ def preferences() -> Any:
 def create_token() -> Any:
     form = TokenForm(prefix="token")
     if form.validate_on_submit():
-        issued = services.create_api_token(current_user.id, _text(form.name))
+        days = int(form.expires_in_days.data or 0) or None
+        try:
+            issued = services.create_api_token(current_user.id, _text(form.name), days=days)
+        except DomainError as error:
+            _form_error(form, error)
+            return _account_page(error.status, token_form=form)
         # Shown once, in this very response: the plain token is stored nowhere.
         return _account_page(201, new_token=issued.secret)
     return _account_page(400, token_form=form)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,66 +17,63 @@ from sqlalchemy import func, select
 from set2tracks import create_app
 from set2tracks.auth import services
 from set2tracks.auth.models import ApiToken, Invite, User, UserPreferences
-from set2tracks.clients.mail import MemoryMailer, mailer
 from set2tracks.extensions import db
 from set2tracks.queues import inline_runner
-from tests.auth.helpers import csrf_token, sign_in
+from tests.auth.helpers import (
+    NEW_PASSWORD,
+    PASSWORD,
+    csrf_token,
+    login,
+    make_user,
+    meeting_before_update,
+    outbox,
+    post,
+    session_cookie,
+    sign_in,
+    signed_in_as,
+)
 from tests.backends import Backends
 from tests.conftest import base_config
 from tests.factories import DjSetFactory
 
-PASSWORD = "correct horse battery staple"
-NEW_PASSWORD = "a whole new passphrase 2026"
-
-
-def make_user(email: str = "ada@example.com", password: str = PASSWORD, **extra: Any) -> User:
-    user = services.create_user(email, password, extra.pop("display_name", "Ada"), **extra)
-    db.session.commit()
-    return user
-
-
-def post(client: FlaskClient, url: str, data: dict[str, Any] | None = None) -> Any:
-    """POST a form the way the browser does: with the session's CSRF token."""
-    return client.post(url, data={**(data or {}), "csrf_token": csrf_token(client)})
-
-
-def login(client: FlaskClient, email: str, password: str, **extra: Any) -> Any:
-    return post(client, "/login", {"email": email, "password": password, **extra})
-
-
-def session_cookie(app: Flask, client: FlaskClient) -> str | None:
-    cookie = client.get_cookie(app.config["SESSION_COOKIE_NAME"])
-    return cookie.value if cookie else None
-
-
-def signed_in_as(client: FlaskClient) -> str | None:
-    body = client.get("/api/v1/me")
-    return body.json["email"] if body.status_code == 200 else None
-
-
-def outbox(app: Flask) -> list[Any]:
-    backend = mailer(app)
-    assert isinstance(backend, MemoryMailer)
-    return backend.outbox
-
-
 # --- registration --------------------------------------------------------------------------
 
 
-def test_registration_creates_the_account_with_default_preferences(client: FlaskClient) -> None:
+def _emailed_link(app: Flask, path: str) -> str:
+    assert inline_runner().join(timeout=10)
+    message = outbox(app)[-1]
+    match = re.search(rf"https?://[^/\s]+({path}\S+)", message.text)
+    assert match is not None, message.text
+    return match.group(1)
+
+
+def test_registration_creates_the_account_once_its_email_is_confirmed(
+    app: Flask, client: FlaskClient
+) -> None:
+    outbox(app).clear()
     response = post(
         client,
         "/register",
         {"email": "Ada@Example.com", "display_name": "Ada", "password": PASSWORD},
     )
+    before_confirming = login(app.test_client(), "ada@example.com", PASSWORD)
+    link = _emailed_link(app, "/register/confirm")
+    page = client.get(link)
+    confirmed = post(client, link)
 
-    assert response.status_code == 302
+    assert response.status_code == 200
+    assert "Check your inbox" in response.text
+    assert outbox(app)[-1].to == "Ada@Example.com"
+    assert before_confirming.status_code == 401
+    assert page.status_code == 200
+    assert confirmed.status_code == 302
     user = services.find_user_by_email("ada@example.com")
     assert user is not None
     assert user.password_hash.startswith("scrypt:")
     assert PASSWORD not in user.password_hash
     assert db.session.get(UserPreferences, user.id) is not None
     assert signed_in_as(client) == "Ada@Example.com"
+    assert post(app.test_client(), link).status_code == 400
 
 
 @pytest.mark.parametrize(
@@ -85,7 +84,6 @@ def test_registration_creates_the_account_with_default_preferences(client: Flask
         ("bob@example.com", "short pass", "at least 12 characters"),
         ("bob@example.com", "p" * 129, "at most 128 characters"),
         ("bob@example.com", "Password1234!", "too easy to guess"),
-        ("ADA@example.com", PASSWORD, "An account with this email already exists."),
     ],
 )
 def test_registration_refuses_bad_input_with_a_message(
@@ -101,6 +99,52 @@ def test_registration_refuses_bad_input_with_a_message(
     assert response.status_code == 400
     assert message in response.text
     assert db.session.scalar(select(func.count()).select_from(User)) == before
+
+
+def test_registration_does_not_tell_whether_an_email_has_an_account(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    owner = make_user()
+    old_hash = owner.password_hash
+    hashed: list[str] = []
+    real_hash = services.hash_password
+    monkeypatch.setattr(services, "hash_password", lambda p: hashed.append(p) or real_hash(p))
+    outbox(app).clear()
+    form = {"display_name": "Eve", "password": "an attacker passphrase 42"}
+
+    taken = post(client, "/register", {**form, "email": "ADA@example.com"})
+    fresh = post(client, "/register", {**form, "email": "newcomer@example.com"})
+    assert inline_runner().join(timeout=10)
+
+    def without_email(text: str) -> str:
+        text = re.sub(r'name="csrf_token" type="hidden" value="[^"]+"', "", text)
+        return text.replace("ADA@example.com", "").replace("newcomer@example.com", "")
+
+    assert taken.status_code == fresh.status_code == 200
+    assert without_email(taken.text) == without_email(fresh.text)
+    assert len(hashed) == 2  # the password is hashed for a taken address too
+    db.session.refresh(owner)
+    assert owner.password_hash == old_hash
+    mails = {message.to: message for message in outbox(app)}
+    assert "already has one" in mails["ada@example.com"].text
+    assert "/register/confirm?token=" not in mails["ada@example.com"].text
+    assert "/register/confirm?token=" in mails["newcomer@example.com"].text
+
+
+def test_a_waiting_registration_is_replaced_and_its_old_link_dies(
+    app: Flask, client: FlaskClient
+) -> None:
+    form = {"email": "bob@example.com", "display_name": "Bob"}
+    outbox(app).clear()
+    post(client, "/register", {**form, "password": "squatters passphrase 1"})
+    squatter_link = _emailed_link(app, "/register/confirm")
+    post(client, "/register", {**form, "password": PASSWORD})
+    owner_link = _emailed_link(app, "/register/confirm")
+
+    assert post(app.test_client(), squatter_link).status_code == 400
+    assert post(client, owner_link).status_code == 302
+    assert services.authenticate("bob@example.com", PASSWORD) is not None
+    assert services.authenticate("bob@example.com", "squatters passphrase 1") is None
 
 
 def test_registration_without_csrf_token_is_400(client: FlaskClient) -> None:
@@ -119,7 +163,9 @@ def invite_only(app: Flask) -> Any:
     app.config["SIGNUP_MODE"] = "open"
 
 
-def test_invite_mode_needs_a_valid_unused_invite(client: FlaskClient, invite_only: Any) -> None:
+def test_invite_mode_needs_a_valid_unused_invite(
+    app: Flask, client: FlaskClient, invite_only: Any
+) -> None:
     admin = make_user("admin@example.com", is_admin=True)
     issued = services.create_invite(admin.id, email=None, days=7)
     form = {"display_name": "Bob", "password": PASSWORD}
@@ -127,12 +173,12 @@ def test_invite_mode_needs_a_valid_unused_invite(client: FlaskClient, invite_onl
     without = post(client, "/register", {**form, "email": "bob@example.com"})
     page = client.get(f"/invite/{issued.secret}")
     first = post(client, "/register", {**form, "email": "bob@example.com", "invite": issued.secret})
-    client.post("/logout", data={"csrf_token": csrf_token(client)})
     again = post(client, "/register", {**form, "email": "eve@example.com", "invite": issued.secret})
 
     assert without.status_code == 403
     assert issued.secret in page.text
-    assert first.status_code == 302
+    assert first.status_code == 200
+    assert "Check your inbox" in first.text
     assert again.status_code == 400
     assert "This invite is not valid" in again.text
     assert services.find_user_by_email("eve@example.com") is None
@@ -146,23 +192,72 @@ def test_an_invite_bound_to_an_email_serves_only_that_email(
 ) -> None:
     admin = make_user("admin@example.com", is_admin=True)
     issued = services.create_invite(admin.id, email="bob@example.com", days=7)
+    form = {"display_name": "Bob", "password": PASSWORD, "invite": issued.secret}
 
     prefilled = client.get(f"/invite/{issued.secret}")
-    other = post(
+    other = post(client, "/register", {**form, "email": "eve@example.com"})
+    unused = db.session.get(Invite, issued.id).used_at  # type: ignore[union-attr]
+    bound = post(client, "/register", {**form, "email": "Bob@example.com"})
+
+    assert 'value="bob@example.com"' in prefilled.text
+    assert other.status_code == 400
+    assert services.find_user_by_email("eve@example.com") is None
+    assert unused is None
+    # The link came to that very address: it proves the email, so no confirmation round.
+    assert bound.status_code == 302
+    assert signed_in_as(client) == "Bob@example.com"
+
+
+def test_a_made_up_invite_is_refused_before_the_email_is_looked_at(
+    client: FlaskClient, invite_only: Any
+) -> None:
+    make_user()
+    form = {"display_name": "Eve", "password": PASSWORD, "invite": "made-up-invite-code"}
+
+    taken = post(client, "/register", {**form, "email": "ada@example.com"})
+    fresh = post(client, "/register", {**form, "email": "nobody@example.com"})
+
+    assert taken.status_code == fresh.status_code == 400
+    assert "This invite is not valid" in taken.text
+
+    def without_token(text: str) -> str:
+        return re.sub(r'name="csrf_token" type="hidden" value="[^"]+"', "", text)
+
+    assert without_token(taken.text).replace("ada@", "") == without_token(fresh.text).replace(
+        "nobody@", ""
+    )
+
+
+@pytest.mark.parametrize("spoiled", ["expired", "revoked"])
+def test_an_expired_or_revoked_invite_is_refused(
+    app: Flask, client: FlaskClient, invite_only: Any, spoiled: str
+) -> None:
+    admin = make_user("admin@example.com", is_admin=True)
+    issued = services.create_invite(admin.id, email="bob@example.com", days=1)
+    if spoiled == "revoked":
+        services.revoke_invite(issued.id)
+    else:
+        invite = db.session.get(Invite, issued.id)
+        assert invite is not None
+        invite.expires_at = services.utcnow() - timedelta(seconds=1)
+        db.session.commit()
+
+    page = client.get(f"/invite/{issued.secret}")
+    response = post(
         client,
         "/register",
         {
-            "email": "eve@example.com",
-            "display_name": "Eve",
+            "email": "bob@example.com",
+            "display_name": "Bob",
             "password": PASSWORD,
             "invite": issued.secret,
         },
     )
 
-    assert 'value="bob@example.com"' in prefilled.text
-    assert other.status_code == 400
-    assert services.find_user_by_email("eve@example.com") is None
-    assert db.session.get(Invite, issued.id).used_at is None  # type: ignore[union-attr]
+    assert "This invite is not valid" in page.text
+    assert response.status_code == 400
+    assert "This invite is not valid" in response.text
+    assert services.find_user_by_email("bob@example.com") is None
 
 
 def test_closed_registration(client: FlaskClient, app: Flask) -> None:
@@ -182,19 +277,20 @@ def test_closed_registration(client: FlaskClient, app: Flask) -> None:
 
 @pytest.mark.postgres
 @pytest.mark.committing
-def test_two_people_racing_for_one_invite_get_one_account(app: Flask, backends: Backends) -> None:
+def test_two_people_racing_for_one_invite_get_one_account(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both registrations have checked the invite before either writes to it."""
     import threading
 
     with app.app_context():
         admin = make_user("admin@example.com", is_admin=True)
         code = services.create_invite(admin.id, email=None, days=7).secret
     app.config["SIGNUP_MODE"] = "invite"
-    barrier = threading.Barrier(2)
     outcomes: list[str] = []
 
     def register(email: str) -> None:
         with app.app_context():
-            barrier.wait()
             try:
                 services.register(email, "Racer", PASSWORD, code)
                 outcomes.append("created")
@@ -202,13 +298,14 @@ def test_two_people_racing_for_one_invite_get_one_account(app: Flask, backends: 
                 outcomes.append("refused")
 
     try:
-        threads = [
-            threading.Thread(target=register, args=(f"racer{n}@example.com",)) for n in range(2)
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=30)
+        with app.app_context(), meeting_before_update("invites"):
+            threads = [
+                threading.Thread(target=register, args=(f"racer{n}@example.com",)) for n in range(2)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=30)
     finally:
         app.config["SIGNUP_MODE"] = "open"
 
@@ -326,19 +423,105 @@ def test_sixth_failed_sign_in_within_15_minutes_is_429(limited_app: Flask) -> No
     assert int(right.headers["Retry-After"]) > 0
 
 
-def test_failed_sign_ins_are_counted_per_account_across_addresses(limited_app: Flask) -> None:
+def test_failures_from_one_address_do_not_lock_the_owner_out(limited_app: Flask) -> None:
     with limited_app.app_context():
         make_user()
+    attacker = limited_app.test_client()
+    attacker.environ_base["REMOTE_ADDR"] = "198.51.100.66"
+    owner = limited_app.test_client()
+    owner.environ_base["REMOTE_ADDR"] = "203.0.113.5"
 
-    statuses = []
-    for attempt in range(6):
-        client = limited_app.test_client()
-        client.environ_base["REMOTE_ADDR"] = f"198.51.100.{attempt}"
-        statuses.append(login(client, "ada@example.com", "not the password").status_code)
-    other_account = login(client, "bob@example.com", "not the password")
+    statuses = [login(attacker, "ada@example.com", f"guess {n}").status_code for n in range(6)]
+    right_from_attacker = login(attacker, "ada@example.com", PASSWORD)
+    right_from_owner = login(owner, "ada@example.com", PASSWORD)
 
     assert statuses == [401] * 5 + [429]
-    assert other_account.status_code == 401
+    assert right_from_attacker.status_code == 429
+    assert right_from_owner.status_code == 302
+
+
+def test_one_address_failing_against_many_accounts_is_limited(limited_app: Flask) -> None:
+    client = limited_app.test_client()
+    client.environ_base["REMOTE_ADDR"] = "198.51.100.7"
+
+    statuses = [
+        login(client, f"victim{n}@example.com", "a guessed password").status_code for n in range(21)
+    ]
+
+    assert statuses == [401] * 20 + [429]
+
+
+def test_failures_spread_over_addresses_hit_an_account_cap_the_owners_browser_skips(
+    limited_app: Flask,
+) -> None:
+    with limited_app.app_context():
+        make_user()
+    owner = limited_app.test_client()
+    owner.environ_base["REMOTE_ADDR"] = "203.0.113.5"
+    assert login(owner, "ada@example.com", PASSWORD).status_code == 302
+    post(owner, "/logout")
+
+    statuses = []
+    for attempt in range(50):
+        client = limited_app.test_client()
+        client.environ_base["REMOTE_ADDR"] = f"198.51.{attempt // 5}.{attempt % 5}"
+        statuses.append(login(client, "ada@example.com", f"guess {attempt}").status_code)
+    newcomer = limited_app.test_client()
+    newcomer.environ_base["REMOTE_ADDR"] = "192.0.2.1"
+
+    # 50 tries from browsers the account does not know: the owner's first sign-in was one.
+    assert statuses == [401] * 49 + [429]
+    assert login(newcomer, "ada@example.com", PASSWORD).status_code == 429
+    # The browser that signed in before is the owner's: never locked out by others.
+    assert login(owner, "ada@example.com", PASSWORD).status_code == 302
+
+
+@pytest.mark.committing
+def test_parallel_wrong_passwords_get_no_more_than_five_tries(
+    limited_app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from set2tracks.auth import passwords
+
+    with limited_app.app_context():
+        make_user()
+    checked: list[str] = []
+    real_check = passwords.check_password_hash
+
+    # Every request that gets to the password check waits there for all 16: a limit that
+    # counts only after the check lets all of them in; one that counts first, 5 (who wait
+    # for the others in vain, then go on).
+    gate = threading.Barrier(16)
+
+    def counted(stored: str, password: str) -> bool:
+        checked.append(password)
+        with contextlib.suppress(threading.BrokenBarrierError):
+            gate.wait(timeout=2)
+        return real_check(stored, password)
+
+    monkeypatch.setattr(passwords, "check_password_hash", counted)
+    clients = [limited_app.test_client() for _ in range(16)]
+    tokens = [csrf_token(client) for client in clients]
+    barrier = threading.Barrier(16)
+    statuses: list[int] = []
+
+    def attempt(n: int) -> None:
+        barrier.wait(timeout=10)
+        response = clients[n].post(
+            "/login",
+            data={"email": "ada@example.com", "password": f"guess {n}", "csrf_token": tokens[n]},
+        )
+        statuses.append(response.status_code)
+
+    threads = [threading.Thread(target=attempt, args=(n,)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert sorted(statuses) == [401] * 5 + [429] * 11
+    assert len(checked) == 5
 
 
 # --- password reset ------------------------------------------------------------------------
@@ -461,18 +644,24 @@ def test_tokens_from_the_account_page_authenticate_the_api(app: Flask, client: F
     assert revoked.mimetype == "application/problem+json"
 
 
-def test_api_token_requests_need_no_csrf_token(app: Flask) -> None:
+def test_api_token_requests_need_no_csrf_token_but_cannot_mint_tokens(app: Flask) -> None:
     user = make_user()
     value = services.create_api_token(user.id, "script").secret
     api = app.test_client()
+    bearer = {"Authorization": f"Bearer {value}"}
 
-    created = api.post(
-        "/api/v1/me/tokens", json={"name": "second"}, headers={"Authorization": f"Bearer {value}"}
+    me = api.get("/api/v1/me", headers=bearer)
+    revoked = api.delete(
+        f"/api/v1/me/tokens/{services.create_api_token(user.id, 'x').id}", headers=bearer
     )
+    minted = api.post("/api/v1/me/tokens", json={"name": "second"}, headers=bearer)
     unknown = api.get("/api/v1/me", headers={"Authorization": "Bearer s2t_unknown"})
 
-    assert created.status_code == 201
-    assert created.json["token"].startswith("s2t_")
+    assert me.status_code == 200
+    assert revoked.status_code == 204
+    assert minted.status_code == 403
+    assert minted.mimetype == "application/problem+json"
+    assert [token.name for token in services.list_api_tokens(user.id)] == ["script"]
     assert unknown.status_code == 401
     assert unknown.headers["WWW-Authenticate"].startswith("Bearer")
 
@@ -538,11 +727,15 @@ def test_no_credential_of_the_auth_flows_reaches_the_logs(
     """Run every flow that handles a secret, then scan what our handler would write."""
     password = "canary passphrase for the log scan"
     with caplog.at_level(logging.DEBUG):
+        outbox(app).clear()
         post(
             client,
             "/register",
             {"email": "log@example.com", "display_name": "Log", "password": password},
         )
+        confirm_link = _emailed_link(app, "/register/confirm")
+        client.get(confirm_link)
+        post(client, confirm_link)
         created = post(client, "/account/tokens", {"token-name": "canary"})
         api_token = re.search(r'<code class="secret">(s2t_[^<]+)</code>', created.text)
         assert api_token is not None
@@ -567,6 +760,7 @@ def test_no_credential_of_the_auth_flows_reaches_the_logs(
         "API token": api_token.group(1),
         "unknown token": "s2t_canary_unknown",
         "reset token": reset_link.rsplit("/", 1)[1],
+        "confirmation token": confirm_link.split("token=", 1)[1],
         "session id": session_id or "no session",
         "secret key": app.config["SECRET_KEY"],
     }
