@@ -6,7 +6,7 @@ a file id in any other segment belong to a removed file whose id SQLite gave aga
 for files indexed before (found in whichever segment lists them).
 
 Revision: c3e8f19a7d42
-Parent: a41c7e2d9b10
+Parent: c7a3e91f5d24
 Created: 2026-12-01 03:30:00
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "c3e8f19a7d42"
-down_revision = "a41c7e2d9b10"
+down_revision = "c7a3e91f5d24"
 branch_labels = None
 depends_on = None
 
