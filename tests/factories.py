@@ -45,6 +45,8 @@ class UserFactory(BaseFactory):
     display_name = factory.Sequence(lambda n: f"DJ {n}")
     session_token = factory.LazyFunction(lambda: secrets.token_urlsafe(32))
     preferences = factory.LazyFunction(UserPreferences)
+    # Accounts in tests have confirmed their email unless a test says otherwise.
+    email_confirmed_at = factory.LazyFunction(lambda: datetime.now(UTC))
 
 
 class InviteFactory(BaseFactory):

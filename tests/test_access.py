@@ -104,7 +104,8 @@ def _sweep_values(owner: Any) -> dict[str, Any]:
         "invite_id": create_invite(owner.id, email=None, days=7).id,
         "code": "not-a-real-invite-code",
         "token": make_reset_token(owner),
-        "confirm_token": make_confirmation_token(UserFactory()),  # a waiting registration
+        # A registration still waiting for its email to be confirmed.
+        "confirm_token": make_confirmation_token(UserFactory(email_confirmed_at=None)),
         "filename": "app.css",
     }
 

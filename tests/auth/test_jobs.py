@@ -1,9 +1,9 @@
-"""The reset email job: retried on transient mail failures, on the real runners."""
+"""The account email jobs: retried on transient mail failures, on the real runners."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from rq import Queue
 
 from set2tracks import create_app
 from set2tracks.auth import jobs
-from set2tracks.auth.services import request_password_reset
+from set2tracks.auth.services import register, request_password_reset
 from set2tracks.clients.mail import MemoryMailer, mailer
 from set2tracks.extensions import db
 from set2tracks.queues import SERIALIZER, inline_runner
@@ -66,23 +66,46 @@ def flaky_smtp(request: pytest.FixtureRequest) -> Iterator[tuple[FlakyServer, in
 
 @pytest.fixture
 def no_wait(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keep the job's three retries but without its minutes of backoff."""
-    monkeypatch.setattr(jobs.send_password_reset, "retry_intervals", (0, 0, 0), raising=False)
+    """Keep the email jobs' three retries but without their minutes of backoff."""
+    for job in (jobs.send_password_reset, jobs.send_email_confirmation, jobs.send_account_exists):
+        monkeypatch.setattr(job, "retry_intervals", (0, 0, 0))  # only on a @retried job
 
 
+def _ask_for_a_reset(email: str) -> None:
+    UserFactory(email=email)
+    request_password_reset(email)
+
+
+def _register(email: str) -> None:
+    register(email, "Ada", "a long and unusual passphrase", None)
+
+
+def _register_a_taken_email(email: str) -> None:
+    UserFactory(email=email)
+    register(email, "Ada", "a long and unusual passphrase", None)
+
+
+@pytest.mark.parametrize(
+    "promise",
+    [_ask_for_a_reset, _register, _register_a_taken_email],
+    ids=["reset", "confirmation", "account-exists"],
+)
 def test_transient_smtp_failures_are_retried_until_the_mail_is_sent(
     app: Flask,
     backends: Backends,
     tmp_path: Path,
     flaky_smtp: tuple[FlakyServer, int],
     no_wait: None,
+    promise: Callable[[str], None],
 ) -> None:
+    """Every email the screen promised ("check your inbox") survives a busy mail server."""
     server, port = flaky_smtp
-    smtp_app = create_app(base_config(backends, tmp_path, SMTP_URL=f"smtp://127.0.0.1:{port}"))
-    user = UserFactory(email="ada@example.org")
+    smtp_app = create_app(
+        base_config(backends, tmp_path, SMTP_URL=f"smtp://127.0.0.1:{port}", SIGNUP_MODE="open")
+    )
 
     with smtp_app.test_request_context():
-        request_password_reset(user.email)
+        promise("ada@example.org")
         assert inline_runner().join(timeout=30)
 
     assert server.attempts == 3  # two "try again later", then accepted
