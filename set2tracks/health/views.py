@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify
 
-from set2tracks.extensions import talisman
+from set2tracks.extensions import talisman_options
 from set2tracks.health.checks import run_checks
 from set2tracks.version import __version__
 
@@ -16,7 +16,7 @@ _STARTED = time.monotonic()
 
 # Load balancers probe over plain HTTP and must never be redirected (nor rate limited:
 # see NOT_RATE_LIMITED in extensions.py).
-_probe = talisman(force_https=False)
+_probe = talisman_options(force_https=False)
 
 
 @blueprint.get("/healthz")
