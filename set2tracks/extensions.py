@@ -1,8 +1,10 @@
 """Extension objects, created unbound; the app factory binds them with ``init_extensions``."""
 
 import logging
+from collections.abc import Callable
+from functools import wraps
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from cachelib import FileSystemCache
 from flask import Flask, Request, Response, current_app, g, request
@@ -10,7 +12,7 @@ from flask.sessions import SessionInterface, SessionMixin
 from flask_caching import Cache
 from flask_cors import CORS
 from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
+from flask_limiter.util import get_qualified_name, get_remote_address
 from flask_login import LoginManager, current_user
 from flask_migrate import Migrate
 from flask_session import Session
@@ -61,9 +63,72 @@ def default_rate_limit() -> str:
     return limit
 
 
+V = TypeVar("V", bound=Callable[..., Any])
+
+
+class AppLimiters:
+    """Rate limits declared once at import, enforced in each app by a Limiter of its own.
+
+    A Flask-Limiter object keeps the switch, storage and settings of the last app it was bound
+    to, so one object shared by several apps (the tests build many) would let the last app's
+    settings decide for all of them. Here routes declare their limits as with Flask-Limiter;
+    ``init_app`` builds the app's own Limiter and gives it those limits. Any other attribute is
+    the current app's Limiter's.
+    """
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._filters: list[Callable[[], bool]] = []
+        self._views: dict[str, tuple[Callable[..., Any], list[tuple[Any, dict[str, Any]]]]] = {}
+
+    def limit(self, limit_value: Any, **options: Any) -> Callable[[V], V]:
+        """Declare a limit on a view, as ``Limiter.limit`` does."""
+
+        def declare(view: V) -> V:
+            declared = getattr(view, "s2t_rate_limits", None)
+            if declared is not None:
+                # Another limit on a view that a first declaration already wraps.
+                declared.append((limit_value, options))
+                return view
+            name = get_qualified_name(view)
+            limits = [(limit_value, options)]
+            self._views[name] = (view, limits)
+
+            @wraps(view)
+            def limited(*args: Any, **kwargs: Any) -> Any:
+                return current_app.extensions["s2t_limited_views"][name](*args, **kwargs)
+
+            limited.s2t_rate_limits = limits  # type: ignore[attr-defined]
+            return cast(V, limited)
+
+        return declare
+
+    def request_filter(self, fn: Callable[[], bool]) -> Callable[[], bool]:
+        """Exempt every request for which ``fn`` answers true, in every app."""
+        self._filters.append(fn)
+        return fn
+
+    def init_app(self, app: Flask) -> Limiter:
+        """Build and bind ``app``'s own Limiter, with every declared limit."""
+        app_limiter = Limiter(**self._options)
+        for request_filter in self._filters:
+            app_limiter.request_filter(request_filter)
+        app_limiter.init_app(app)
+        limited_views: dict[str, Callable[..., Any]] = {}
+        for name, (view, limits) in self._views.items():
+            for limit_value, options in limits:
+                view = app_limiter.limit(limit_value, **options)(view)
+            limited_views[name] = view
+        app.extensions["s2t_limiter"] = app_limiter
+        app.extensions["s2t_limited_views"] = limited_views
+        return app_limiter
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(current_app.extensions["s2t_limiter"], name)
+
+
 # One budget per client across the whole site; routes that need it declare stricter limits.
-limiter = Limiter(key_func=rate_limit_key, application_limits=[default_rate_limit])
-talisman = Talisman()
+limiter = AppLimiters(key_func=rate_limit_key, application_limits=[default_rate_limit])
 cors = CORS()
 server_session = Session()
 cache = Cache()
@@ -211,6 +276,17 @@ def permissions_policy() -> dict[str, str]:
     }
 
 
+def talisman_options(**options: Any) -> Callable[[V], V]:
+    """Override Talisman's settings for one view in every app (its ``talisman(...)`` decorator)."""
+
+    def decorate(view: V) -> V:
+        # Stored as Talisman reads them; a dict of its own per view, as Talisman writes in it.
+        view.talisman_view_options = dict(options)  # type: ignore[attr-defined]
+        return view
+
+    return decorate
+
+
 def _isolate_browsing_context(response: Response) -> Response:
     # Talisman has no setting for COOP; pages never need a cross-origin opener.
     response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
@@ -258,7 +334,8 @@ def init_extensions(app: Flask) -> None:
     config.setdefault("CACHE_KEY_PREFIX", "s2t-cache:")
     cache.init_app(app)
 
-    talisman.init_app(
+    # One Talisman per app: it keeps its settings (force_https...) on itself, not on the app.
+    app.extensions["s2t_talisman"] = Talisman(
         app,
         force_https=config["FORCE_HTTPS"],
         strict_transport_security=config["FORCE_HTTPS"],

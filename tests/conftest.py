@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, scoped_session
 from werkzeug.test import TestResponse
 
 from set2tracks import create_app
-from set2tracks.extensions import db, limiter
+from set2tracks.extensions import db
 from tests.backends import Backends, resolve_backends
 
 TEST_SECRET_KEY = "test-secret-key-0123456789abcdefghijklmnop"
@@ -148,13 +148,6 @@ def _isolate_database(request: pytest.FixtureRequest, app: Flask) -> Iterator[No
         db.session = original_session
         transaction.rollback()
         connection.close()
-
-
-@pytest.fixture(autouse=True)
-def _disable_rate_limits_afterwards() -> Iterator[None]:
-    """Leave limits off: the limiter is one object, configured by the last app built."""
-    yield
-    limiter.enabled = False
 
 
 def truncate_all_tables() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from flask import Flask
+from flask.testing import FlaskClient
 
 from set2tracks import create_app
 from tests.backends import Backends
@@ -84,3 +85,30 @@ def test_https_is_forced_except_on_health_probes(backends: Backends, tmp_path: P
     max_age = int(hsts.split("max-age=")[1].split(";")[0])
     assert max_age >= 365 * 24 * 3600
     assert "includeSubDomains" in hsts
+
+
+def test_an_app_forcing_https_leaves_other_apps_unredirected(
+    client: FlaskClient, backends: Backends, tmp_path: Path
+) -> None:
+    forcing = create_app(base_config(backends, tmp_path, FORCE_HTTPS=True)).test_client()
+    earlier_app_page = client.get("/sets")
+    plain = create_app(base_config(backends, tmp_path, FORCE_HTTPS=False)).test_client()
+
+    assert earlier_app_page.status_code == 200
+    assert plain.get("/sets").status_code == 200
+    assert "Strict-Transport-Security" not in plain.get("/sets", base_url="https://x").headers
+    assert forcing.get("/sets").status_code == 302
+    assert forcing.get("/healthz").status_code == 200
+
+
+def test_each_app_keeps_its_own_rate_limits(backends: Backends, tmp_path: Path) -> None:
+    limited = create_app(
+        base_config(backends, tmp_path, RATELIMIT_ENABLED=True, RATELIMIT_ANONYMOUS="2 per minute")
+    ).test_client()
+    unlimited = create_app(base_config(backends, tmp_path, RATELIMIT_ENABLED=False)).test_client()
+
+    limited_statuses = [limited.get("/sets").status_code for _ in range(3)]
+    unlimited_statuses = {unlimited.get("/sets").status_code for _ in range(3)}
+
+    assert limited_statuses == [200, 200, 429]
+    assert unlimited_statuses == {200}

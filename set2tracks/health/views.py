@@ -14,7 +14,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from flask_login import current_user
 
 from set2tracks.errors import Forbidden, Unauthorized
-from set2tracks.extensions import talisman
+from set2tracks.extensions import talisman_options
 from set2tracks.health.checks import run_checks
 from set2tracks.version import __version__
 
@@ -23,7 +23,7 @@ _STARTED = time.monotonic()
 
 # Load balancers probe over plain HTTP and must never be redirected (nor rate limited:
 # see NOT_RATE_LIMITED in extensions.py).
-_probe = talisman(force_https=False)
+_probe = talisman_options(force_https=False)
 
 
 @blueprint.get("/healthz")

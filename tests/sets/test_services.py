@@ -112,6 +112,23 @@ def test_recount_ignores_hidden_sets_in_track_counts(app: Flask) -> None:
     assert db.session.get(Track, track.id).set_count == 1  # type: ignore[union-attr]
 
 
+def test_a_channels_set_count_leaves_out_hidden_and_unpublished_sets(app: Flask) -> None:
+    channel = ChannelFactory()
+    shown, also_shown = DjSetFactory(channel=channel), DjSetFactory(channel=channel)
+    DjSetFactory(channel=channel, is_hidden=True)
+    DjSetFactory(channel=channel, is_published=False)
+
+    services.recount_set(shown.id)
+    db.session.expire_all()
+    counted = db.session.get(Channel, channel.id).set_count  # type: ignore[union-attr]
+    db.session.get(DjSet, also_shown.id).is_hidden = True  # type: ignore[union-attr]
+    services.recount_set(also_shown.id)
+    db.session.expire_all()
+
+    assert counted == 2
+    assert db.session.get(Channel, channel.id).set_count == 1  # type: ignore[union-attr]
+
+
 def test_coverage_never_exceeds_the_whole_set(app: Flask) -> None:
     dj_set = DjSetFactory(duration_seconds=100)
     SetTrackFactory(dj_set=dj_set, start_seconds=0, end_seconds=150)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, date, datetime
+
+import pytest
 from flask.testing import FlaskClient
 
 from set2tracks.extensions import db
@@ -38,14 +42,78 @@ def test_missing_track_is_404(client: FlaskClient) -> None:
     assert client.get("/api/v1/tracks/424242").status_code == 404
 
 
-def test_api_sorts_by_number_of_sets(client: FlaskClient) -> None:
-    TrackFactory(title="Rare", set_count=1)
-    TrackFactory(title="Anthem", set_count=40)
+# Created in the order Willow, Xylem, Yarrow, Zinnia, so their ids give Zinnia, Yarrow, Xylem,
+# Willow newest first: no expected order is an id order, no two are alike, and none reads the
+# same backwards. Each sort's missing values (no release date, no popularity) go last, and
+# Willow and Yarrow tie on sets, where the newer track (Yarrow) must come first.
+TRACK_ORDERS = {
+    "newest": ["Yarrow", "Willow", "Zinnia", "Xylem"],
+    "released": ["Yarrow", "Zinnia", "Xylem", "Willow"],
+    "sets": ["Xylem", "Yarrow", "Willow", "Zinnia"],
+    "popularity": ["Yarrow", "Zinnia", "Willow", "Xylem"],
+}
+DEFAULT_TRACK_ORDER = TRACK_ORDERS["newest"]
 
-    body = client.get("/api/v1/tracks", query_string={"sort": "sets"}).json
 
-    assert [item["title"] for item in body["items"]] == ["Anthem", "Rare"]
-    assert body["next_cursor"] is None
+@pytest.fixture
+def tracks() -> None:
+    def added(day: int) -> datetime:
+        return datetime(2026, 1, day, tzinfo=UTC)
+
+    TrackFactory(title="Willow", created_at=added(3), set_count=5, popularity=30)
+    TrackFactory(title="Xylem", created_at=added(1), release_date=date(2019, 5, 1), set_count=40)
+    TrackFactory(
+        title="Yarrow",
+        created_at=added(4),
+        release_date=date(2024, 5, 1),
+        set_count=5,
+        popularity=80,
+    )
+    TrackFactory(
+        title="Zinnia",
+        created_at=added(2),
+        release_date=date(2021, 5, 1),
+        set_count=1,
+        popularity=50,
+    )
+
+
+def _listed_tracks(page: str) -> list[str]:
+    titles = re.findall(r" - (Willow|Xylem|Yarrow|Zinnia)</a>", page)
+    assert len(titles) == 4
+    return titles
+
+
+@pytest.mark.usefixtures("tracks")
+@pytest.mark.parametrize("sort", TRACK_ORDERS)
+def test_tracks_page_lists_in_the_chosen_order(client: FlaskClient, sort: str) -> None:
+    page = client.get("/tracks", query_string={"sort": sort})
+
+    assert page.status_code == 200
+    assert _listed_tracks(page.text) == TRACK_ORDERS[sort]
+
+
+@pytest.mark.usefixtures("tracks")
+@pytest.mark.parametrize("sort", TRACK_ORDERS)
+def test_api_lists_tracks_in_the_chosen_order_across_pages(client: FlaskClient, sort: str) -> None:
+    first = client.get("/api/v1/tracks", query_string={"sort": sort, "limit": 3}).json
+    second = client.get(
+        "/api/v1/tracks", query_string={"sort": sort, "limit": 3, "cursor": first["next_cursor"]}
+    ).json
+
+    assert [item["title"] for item in first["items"] + second["items"]] == TRACK_ORDERS[sort]
+    assert second["next_cursor"] is None
+
+
+@pytest.mark.usefixtures("tracks")
+def test_without_a_sort_tracks_are_listed_newest_first(client: FlaskClient) -> None:
+    page = client.get("/tracks").text
+    unknown = client.get("/tracks", query_string={"sort": "password_hash"}).text
+    api = client.get("/api/v1/tracks").json
+
+    assert _listed_tracks(page) == DEFAULT_TRACK_ORDER
+    assert _listed_tracks(unknown) == DEFAULT_TRACK_ORDER
+    assert [item["title"] for item in api["items"]] == DEFAULT_TRACK_ORDER
 
 
 def test_api_track_shape(client: FlaskClient) -> None:
