@@ -11,7 +11,6 @@ from flask.testing import FlaskClient
 from flask_login.utils import encode_cookie
 
 from set2tracks import create_app
-from set2tracks.extensions import limiter
 from tests.auth.helpers import sign_in
 from tests.backends import Backends
 from tests.conftest import base_config
@@ -143,18 +142,6 @@ SECURITY_HEADERS = (
 )
 
 
-def _production_limiter(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make the (process-wide) limiter fall back and swallow errors as production's does.
-
-    Flask-Limiter keeps these settings from the first app that enables it: set them here
-    and let monkeypatch put every one back after the test.
-    """
-    for name in ("_storage_dead", "_fallback_limiter", "_fallback_storage"):
-        monkeypatch.setattr(limiter, name, getattr(limiter, name, None), raising=False)
-    monkeypatch.setattr(limiter, "_in_memory_fallback_enabled", True)
-    monkeypatch.setattr(limiter, "_swallow_errors", True)
-
-
 def _signed_in_cookies(app: Flask, remember: bool) -> dict[str, str]:
     """Return the cookies of a browser signed in to ``app`` (session, or remember only)."""
     user = UserFactory()
@@ -174,11 +161,9 @@ def test_database_down_gives_a_signed_in_visitor_the_503_page(
     backends: Backends,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
-    monkeypatch: pytest.MonkeyPatch,
     dialect: str,
     credential: str,
 ) -> None:
-    _production_limiter(monkeypatch)
     # Same secret key and session store: the cookies of the working app are valid here.
     working = create_app(base_config(backends, tmp_path, TESTING=False))
     cookies = _signed_in_cookies(working, remember=credential == "remember")
@@ -188,8 +173,11 @@ def test_database_down_gives_a_signed_in_visitor_the_503_page(
             tmp_path,
             TESTING=False,
             SQLALCHEMY_DATABASE_URI=DEAD_DATABASES[dialect],
-            # As in production: the limiter keys signed-in people by their account.
+            # As in production: the limiter keys signed-in people by their account, falls
+            # back to memory and swallows its storage's errors.
             RATELIMIT_ENABLED=True,
+            RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=True,
+            RATELIMIT_SWALLOW_ERRORS=True,
         )
     )
     client = broken.test_client()
