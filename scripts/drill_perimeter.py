@@ -11,10 +11,10 @@ and ``X-Forwarded-Proto: https`` on every request, as the platform's router send
 Then it plays what an attacker, a careless operator and a shared computer would:
 
 1. sign in with "keep me signed in", sign out: the old session and remember cookies must
-   no longer reach ``/api/v1/me`` or ``/account``;
+   no longer reach ``/api/v1/me`` or ``/account``; "sign out everywhere" ends other devices;
 2. five wrong passwords from one address: the owner still signs in from another;
-3. a password reset and an invite, their links opened, an API token used: none of the
-   secrets appears in the web or worker logs;
+3. a password reset and an invite, their links opened, an API token used (it may not mint
+   tokens, nor read ``/health``): none of the secrets or cookies appears in the logs;
 4. PostgreSQL stopped: a signed-in visitor (session cookie, or remember cookie alone) gets
    a 503 page with ``Retry-After``, the request id and the security headers, no traceback.
 
@@ -50,6 +50,7 @@ from aiosmtpd.controller import Controller
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "drill correct horse battery"  # noqa: S105 (a throwaway account's)
 NEW_PASSWORD = "drill another long passphrase"  # noqa: S105
+HEALTH_TOKEN = "drill-health-" + os.urandom(16).hex()
 ADMIN = "admin@drill.example"
 DJ = "dj@drill.example"
 SECURITY_HEADERS = (
@@ -197,6 +198,7 @@ def stack(keep: bool) -> Iterator[tuple[Stack, Outbox]]:
         "SMTP_URL": f"smtp://127.0.0.1:{smtp.port}",
         "MAIL_FROM": "Set2Tracks <noreply@set2tracks.example>",
         "SIGNUP_MODE": "invite",
+        "HEALTH_TOKEN": HEALTH_TOKEN,
         "PORT": str(port),
         "WEB_CONCURRENCY": "2",
         "FINGERPRINT_DIR": str(folder / "fingerprints"),
@@ -357,6 +359,24 @@ def remember_me_sign_out(port: int, report: Report) -> None:
         )
 
 
+def sign_out_everywhere(port: int, report: Report) -> None:
+    laptop, phone = Browser(port, "198.51.100.11"), Browser(port, "198.51.100.12")
+    laptop.sign_in(DJ, PASSWORD, remember=True)
+    phone.sign_in(DJ, PASSWORD, remember=True)
+    phone_cookies = dict(phone.cookies)
+    done = laptop.post("/account/sign-out-everywhere", {}, token_from="/account")  # noqa: S106
+    remember = next((name for name in phone_cookies if "remember" in name), "")
+    statuses = [
+        Browser(port, "198.51.100.12", cookies).get("/api/v1/me").status
+        for cookies in (phone_cookies, {remember: phone_cookies.get(remember, "")})
+    ]
+    report.check(
+        done.status == 302 and statuses == [401, 401],
+        "'sign out everywhere' ends another device's session and remember cookie",
+        f"HTTP {done.status}; the other device's session, remember cookie: {statuses}",
+    )
+
+
 def no_lockout_of_the_owner(port: int, report: Report) -> None:
     statuses = [
         Browser(port, "203.0.113.66").sign_in(DJ, "wrong " + PASSWORD).status for _ in range(6)
@@ -415,17 +435,28 @@ def secrets_stay_out_of_logs(running: Stack, outbox: Outbox, report: Report) -> 
     api = Browser(port, "198.51.100.32")
     api.extra_headers["Authorization"] = f"Bearer {token}"
     used = api.get("/api/v1/me").status
+    minted = api.request("POST", "/api/v1/me/tokens").status
+    report.check(minted == 403, "an API token cannot mint more tokens", f"HTTP {minted}")
+    health = [Browser(port, "198.51.100.33").get("/health").status, api.get("/health").status]
+    api.extra_headers["Authorization"] = f"Bearer {HEALTH_TOKEN}"
+    health.append(api.get("/health").status)
+    report.check(
+        health == [401, 401, 200],
+        "/health: refused anonymously and to a personal token, open to HEALTH_TOKEN",
+        f"statuses {health}",
+    )
     time.sleep(1.0)  # let the worker and gunicorn flush their lines
     logs = running.log_text()
     leaked = [
         name
         for name, secret in (("reset token", reset_token), ("invite code", invite_code),
-                             ("API token", token))
+                             ("API token", token), *(("cookie " + k, v) for k, v in
+                             (visitor.cookies | admin.cookies).items()))
         if secret and secret in logs
     ]  # fmt: skip
     report.check(
         used == 200 and not leaked and bool(reset_token) and bool(invite_code),
-        "no reset token, invite code or API token in the web and worker logs",
+        "no reset token, invite code, API token or cookie in the web and worker logs",
         f"{len(logs.splitlines())} log lines scanned" + (f"; leaked: {leaked}" if leaked else ""),
     )
 
@@ -481,6 +512,7 @@ def main() -> int:
     with stack(args.keep) as (running, outbox):
         say(f"production profile on 127.0.0.1:{running.port}, logs in {running.folder}")
         remember_me_sign_out(running.port, report)
+        sign_out_everywhere(running.port, report)
         no_lockout_of_the_owner(running.port, report)
         secrets_stay_out_of_logs(running, outbox, report)
         database_outage(running, report)
