@@ -214,6 +214,23 @@ def _confirm_serializer() -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=CONFIRM_SALT)
 
 
+def _link_user(
+    serializer: URLSafeTimedSerializer, token: str, max_age_setting: str, message: str
+) -> tuple[User | None, dict[str, Any]]:
+    """Return the account an emailed link's signed token names, with the token's data.
+
+    A token that is forged, expired or malformed raises ``InvalidInput(message)``; the caller
+    checks that the account is still in the state the link was made for.
+    """
+    try:
+        data = serializer.loads(token, max_age=current_app.config[max_age_setting])
+    except (BadSignature, SignatureExpired):
+        raise InvalidInput(message) from None
+    if not isinstance(data, dict):
+        raise InvalidInput(message)
+    return db.session.get(User, data.get("u")), data
+
+
 def make_confirmation_token(user: User) -> str:
     """Return the link token confirming ``user``'s registration (dead once re-registered)."""
     return str(_confirm_serializer().dumps({"u": user.id, "s": digest(user.session_token)[:16]}))
@@ -222,13 +239,7 @@ def make_confirmation_token(user: User) -> str:
 def user_for_confirmation_token(token: str) -> User:
     """Return the account waiting for the confirmation this token carries."""
     message = "This confirmation link has expired or was already used. Register again."
-    try:
-        data = _confirm_serializer().loads(
-            token, max_age=current_app.config["EMAIL_CONFIRMATION_MAX_AGE"]
-        )
-    except (BadSignature, SignatureExpired):
-        raise InvalidInput(message) from None
-    user = db.session.get(User, data.get("u")) if isinstance(data, dict) else None
+    user, data = _link_user(_confirm_serializer(), token, "EMAIL_CONFIRMATION_MAX_AGE", message)
     if (
         user is None
         or user.is_confirmed
@@ -354,13 +365,7 @@ def make_reset_token(user: User) -> str:
 def user_for_reset_token(token: str) -> User:
     """Return the user a still-valid reset token was made for."""
     message = "This reset link has expired or was already used. Ask for a new one."
-    try:
-        data = _reset_serializer().loads(
-            token, max_age=current_app.config["PASSWORD_RESET_MAX_AGE"]
-        )
-    except (BadSignature, SignatureExpired):
-        raise InvalidInput(message) from None
-    user = db.session.get(User, data.get("u")) if isinstance(data, dict) else None
+    user, data = _link_user(_reset_serializer(), token, "PASSWORD_RESET_MAX_AGE", message)
     if user is None or not user.is_active or data.get("p") != _password_fingerprint(user):
         raise InvalidInput(message)
     return user
