@@ -8,6 +8,7 @@ another library file.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from tests.conftest import base_config
 from tests.factories import LibraryFileFactory, TrackFactory
 
 TABLES = ("library_files", "tracks")
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
 def test_a_deleted_tracks_link_never_shows_a_later_track(client: FlaskClient) -> None:
@@ -209,6 +211,7 @@ def test_the_autoincrement_migration_keeps_every_row_index_and_reference(
             with db.engine.connect() as connection:
                 sequence = dict(connection.execute(text("SELECT * FROM sqlite_sequence")).all())
                 foreign_keys = connection.execute(text("PRAGMA foreign_keys")).scalar_one()
+                dangling = connection.execute(text("PRAGMA foreign_key_check")).all()
         downgrade(revision=BEFORE_AUTOINCREMENT)
         downgraded_rows, downgraded = table_rows(), schema()
         upgrade()
@@ -227,3 +230,60 @@ def test_the_autoincrement_migration_keeps_every_row_index_and_reference(
         assert sequence == {"library_files": 4, "tracks": 7}
         # The app's pooled connection enforces foreign keys again after migrating.
         assert foreign_keys == 1
+        assert dangling == []
+
+
+BREAKING_REVISION = '''"""A migration that deletes a genre its tracks still point at."""
+
+from alembic import op
+
+revision = "b0b0b0b0b0b0"
+down_revision = "{head}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.execute("DELETE FROM genres WHERE name = 'House'")
+
+
+def downgrade() -> None:
+    pass
+'''
+
+
+def test_a_sqlite_migration_that_leaves_a_dangling_reference_is_rolled_back(
+    backends: Backends, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Migrations run with SQLite's foreign keys off: the check after each one is the guard."""
+    directory = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS, directory, ignore=shutil.ignore_patterns("__pycache__"))
+    url = f"sqlite:///{tmp_path / 'scratch.db'}"
+    scratch = create_app(base_config(backends, tmp_path, SQLALCHEMY_DATABASE_URI=url))
+    with scratch.app_context():
+        upgrade(directory=str(directory))
+        head = current_revision()
+        with db.engine.begin() as connection:
+            for statement in SEED:
+                connection.execute(text(statement), {"now": NOW})
+        revision = BREAKING_REVISION.replace("{head}", head)
+        (directory / "versions" / "20261201_b0b0b0b0b0b0_breaking.py").write_text(revision)
+
+        with pytest.raises(SystemExit):  # Flask-Migrate logs the error and exits
+            upgrade(directory=str(directory))
+        with db.engine.connect() as connection:
+            genres = connection.execute(text("SELECT name FROM genres ORDER BY name")).all()
+            foreign_keys = connection.execute(text("PRAGMA foreign_keys")).scalar_one()
+        version = current_revision()
+        db.engine.dispose()
+
+    assert "left 2 row(s) with a dangling reference (track_genres -> genres)" in caplog.text
+    assert genres == [("House",), ("Techno",)]
+    assert version == head
+    assert foreign_keys == 1
+
+
+def current_revision() -> str:
+    """The revision the database is at."""
+    with db.engine.connect() as connection:
+        return str(connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one())
