@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 class LibraryFile(TimestampMixin, db.Model):  # type: ignore[name-defined]
     __tablename__ = "library_files"
+    # SQLite would give a removed file's id to the next one (`--id`, old fingerprints).
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     path: Mapped[str] = mapped_column(Text, unique=True)

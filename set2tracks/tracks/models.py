@@ -58,7 +58,11 @@ class Label(db.Model):  # type: ignore[name-defined]
 
 class Track(TimestampMixin, db.Model):  # type: ignore[name-defined]
     __tablename__ = "tracks"
-    __table_args__ = (search_index("ix_tracks_search", "search_document"),)
+    # SQLite would give a deleted track's id to the next one (old links, API caches).
+    __table_args__ = (
+        search_index("ix_tracks_search", "search_document"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # External keys; each unique when present (NULLs never collide in a unique constraint).
