@@ -70,8 +70,10 @@ def test_search_matches_title_and_channel_name(app: Flask) -> None:
 
 
 def test_search_treats_wildcards_and_quotes_as_text(app: Flask) -> None:
-    DjSetFactory(title="100% vinyl")
-    DjSetFactory(title="All digital")
+    # Search covers channel names too: a numbered factory name ("Channel 100") would match.
+    channel = ChannelFactory(name="Crate Diggers")
+    DjSetFactory(title="100% vinyl", channel=channel)
+    DjSetFactory(title="All digital", channel=channel)
 
     assert _titles(services.browse_sets("_")) == []
     assert _titles(services.browse_sets("' OR 1=1 --")) == []
