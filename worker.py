@@ -1,7 +1,9 @@
 """Run an RQ worker for Set2Tracks: ``python worker.py [--burst] [QUEUE ...]``.
 
 One app is built here; each job runs in a forked work-horse, which first drops the
-database connections it inherited. SIGTERM finishes the current job, then exits.
+database connections it inherited. SIGTERM finishes the current job, then exits. Jobs are
+built as ``GuardedJob``: a record in Redis naming any function but ``run_job`` is refused.
+The scheduler started with the worker only moves due jobs (retries) onto their queues.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from rq import Worker
 from set2tracks import create_app
 from set2tracks.config import ConfigError
 from set2tracks.extensions import db, redis_client
-from set2tracks.queues import QUEUE_NAMES, SERIALIZER
+from set2tracks.queues import QUEUE_NAMES, SERIALIZER, GuardedJob
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
             name=args.name,
             connection=redis_client(app),
             serializer=SERIALIZER,
+            # Runs set2tracks.queues.run_job and nothing else, whatever a job in Redis names.
+            job_class=GuardedJob,
             worker_ttl=60,
             maintenance_interval=60,
         )

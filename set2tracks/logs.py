@@ -31,7 +31,7 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 _HANDLER_NAME = "set2tracks"
 
 # Values following these names never reach a log line, whatever the message looks like.
-_SECRET_NAMES = r"password|passwd|secret|token|api[_-]?key|authorization|cookie|session"  # noqa: S105
+_SECRET_NAMES = r"password|passwd|secret|token|api[_-]?key|authorization|cookie|session|invite"  # noqa: S105
 _SECRET_ASSIGNMENT = re.compile(
     rf"(?i)((?:{_SECRET_NAMES})[\w-]*[\"']?\s*[:=]\s*[\"']?)(?:(?:Bearer|Basic)\s+)?"
     r"[^\s\"',;&}]+"
@@ -44,6 +44,9 @@ _COOKIE_HEADER = re.compile(r"(?i)(\b(?:set-)?cookie[\"']?\s*[:=]\s*[\"']?)([^\"
 _API_TOKEN = re.compile(r"\bs2t_[A-Za-z0-9_-]{20,}")
 # The secret segment of reset and invite links (the route's own "<token>" is no secret).
 _SECRET_PATH = re.compile(r"(/(?:reset-password|invite)/)(?!<)[^\s/?#\"'<>]+")
+# Query parameters of the links we send that carry a secret (?invite=CODE, ?code=...,
+# ?confirm=...): in any URL a line quotes, whatever logged it (the access line has no query).
+_SECRET_QUERY = re.compile(r"(?i)([?&;](?:invite|code|confirm)[\w-]*=)[^&#;\s\"'<>]+")
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]+(@)")
 _SECRET_KEY = re.compile(rf"(?i)^({_SECRET_NAMES}|.*_(key|secret|token|password))$")
 REDACTED = "[redacted]"
@@ -62,6 +65,7 @@ def redact(text: str) -> str:
     text = _BEARER.sub(rf"\g<1>{REDACTED}", text)
     text = _API_TOKEN.sub(REDACTED, text)
     text = _SECRET_PATH.sub(rf"\g<1>{REDACTED}", text)
+    text = _SECRET_QUERY.sub(rf"\g<1>{REDACTED}", text)
     return _URL_PASSWORD.sub(rf"\g<1>{REDACTED}\g<2>", text)
 
 

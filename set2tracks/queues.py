@@ -5,6 +5,12 @@ go to RQ on Redis and ``worker.py`` runs them; in the embedded profile the very 
 ``run_job`` runs them on one in-process worker thread. There is no second implementation of
 any job: both runners call ``run_job(path, *args)``.
 
+Only registered jobs run: each job function carries ``@job``, which files it under its
+dotted path, and ``enqueue`` and ``run_job`` refuse any other path. The RQ worker builds its
+jobs with ``GuardedJob``, which calls ``run_job`` whatever function a job record in Redis
+names: anyone able to write to Redis can then run a registered job with arguments of their
+choosing, never ``os.system`` nor any other function of ours.
+
 A job that raises is retried when it declares ``@retried(seconds, ...)``: RQ's ``Retry``
 in production, timers on the in-process runner, after the same delays. A job that must not
 be retried for a given failure (a permanent one) logs it and returns instead of raising.
@@ -12,6 +18,7 @@ be retried for a given failure (a permanent one) logs it and returns instead of 
 
 from __future__ import annotations
 
+import importlib
 import logging
 import queue as stdlib_queue
 import threading
@@ -25,8 +32,8 @@ from typing import Any, TypeVar
 from flask import Flask, current_app
 from redis import Redis
 from rq import Queue, Retry, get_current_job
+from rq.job import Job
 from rq.serializers import JSONSerializer
-from rq.utils import import_attribute
 
 from set2tracks.extensions import db, redis_client
 from set2tracks.logs import job_logging, request_id
@@ -37,7 +44,6 @@ HIGH = "high"
 DEFAULT = "default"
 LOW = "low"
 QUEUE_NAMES = (HIGH, DEFAULT, LOW)
-JOB_PREFIX = "set2tracks."
 # Jobs and results travel as JSON: RQ's default, pickle, runs whatever code a job stored in
 # Redis names, so anyone able to write to Redis could run code in the workers. Job args
 # are ids and plain values, which JSON carries as they are. Queues and workers must agree.
@@ -46,6 +52,31 @@ SERIALIZER = JSONSerializer
 
 JobFunction = TypeVar("JobFunction", bound=Callable[..., Any])
 DEFAULT_RETRY_INTERVALS = (10, 60, 300)
+
+# The modules whose ``@job`` functions make up the registry: imported (these names only,
+# never one read from a job) before any job is looked up, so a fresh worker knows them all.
+JOB_MODULES = ("set2tracks.auth.jobs", "set2tracks.sets.jobs")
+_JOBS: dict[str, Callable[..., Any]] = {}
+
+
+class UnknownJob(ValueError):
+    """A job path that names no registered job function."""
+
+
+def job(function: JobFunction) -> JobFunction:
+    """Register ``function`` as a job that ``enqueue`` and ``run_job`` accept by dotted path."""
+    _JOBS[f"{function.__module__}.{function.__qualname__}"] = function
+    return function
+
+
+def registered_job(path: str) -> Callable[..., Any]:
+    """Return the job function registered under ``path``; raise ``UnknownJob`` otherwise."""
+    for module in JOB_MODULES:
+        importlib.import_module(module)  # once per process; then a lookup in sys.modules
+    function = _JOBS.get(path)
+    if function is None:
+        raise UnknownJob(f"{path!r} is not a registered job (see @job in set2tracks.queues)")
+    return function
 
 
 def retried(*intervals: int) -> Callable[[JobFunction], JobFunction]:
@@ -59,10 +90,12 @@ def retried(*intervals: int) -> Callable[[JobFunction], JobFunction]:
 
 
 def run_job(path: str, *args: Any) -> Any:
-    """Run the job function at ``path`` inside the current app context, then free the session."""
-    if not path.startswith(JOB_PREFIX):
-        raise ValueError(f"refusing to run {path!r}: jobs live in the set2tracks package")
-    function: Callable[..., Any] = import_attribute(path)
+    """Run the registered job at ``path`` inside the current app context, then free the session."""
+    try:
+        function = registered_job(path)
+    except UnknownJob:
+        logger.error("refused to run job %r: it is not a registered job", path)
+        raise
     rq_job = get_current_job()
     context: AbstractContextManager[None]
     if rq_job is not None:
@@ -74,6 +107,57 @@ def run_job(path: str, *args: Any) -> Any:
             return function(*args)
     finally:
         db.session.remove()
+
+
+RUN_JOB = f"{__name__}.run_job"
+
+
+class RefusedJob(Exception):
+    """A job record in Redis that asks the worker for more than ``run_job``."""
+
+
+class GuardedJob(Job):
+    """The worker's RQ job: it only ever calls ``run_job``, never a function named in Redis.
+
+    RQ imports and calls whatever dotted name a job record holds (its function and its
+    callbacks). Our jobs always name ``run_job`` and carry no callback: a record asking for
+    anything else was not written by ``enqueue``, and is refused before anything is imported.
+    """
+
+    @property
+    def func(self) -> Callable[..., Any]:
+        callbacks = [
+            name
+            for name in (
+                self._success_callback_name,
+                self._failure_callback_name,
+                self._stopped_callback_name,
+            )
+            if name
+        ]
+        if self.func_name != RUN_JOB or self.instance is not None or callbacks:
+            logger.error(
+                "refused job %s: it asks for %r (callbacks %r); workers only run %s",
+                self.id,
+                self.func_name,
+                callbacks,
+                RUN_JOB,
+            )
+            raise RefusedJob(f"job {self.id} asks for {self.func_name!r}, not {RUN_JOB}")
+        return run_job
+
+    # Never import a callback named in Redis, not even when failing the job that names one.
+    @property
+    def success_callback(self) -> None:
+        return None
+
+    @property
+    def failure_callback(self) -> None:
+        return None
+
+    @property
+    def stopped_callback(self) -> None:
+        return None
 
 
 @dataclass
@@ -229,11 +313,10 @@ def enqueue(
     """Put the job ``path(*args)`` on a queue after the caller's commit; return its id.
 
     Retries follow the job's ``@retried`` unless ``retries`` (and ``retry_intervals``) say
-    otherwise.
+    otherwise. A path that names no registered job raises ``UnknownJob`` here, in the caller.
     """
-    if not path.startswith(JOB_PREFIX):
-        raise ValueError(f"jobs live in the set2tracks package, not {path!r}")
-    intervals = _retry_intervals(path, retries, retry_intervals)
+    function = registered_job(path)
+    intervals = _retry_intervals(function, retries, retry_intervals)
     job_id = job_id or uuid.uuid4().hex
     if current_app.config["JOB_RUNNER"] == "inline":
         inline_runner().submit(path, args, job_id, intervals)
@@ -255,12 +338,11 @@ def enqueue(
 
 
 def _retry_intervals(
-    path: str, retries: int | None, intervals: list[int] | None
+    function: Callable[..., Any], retries: int | None, intervals: list[int] | None
 ) -> tuple[int, ...]:
     """Return the delay before each retry: the caller's choice, else the job's ``@retried``."""
     if retries is None:
-        # Importing the job also proves the dotted path names a function before it is queued.
-        declared: tuple[int, ...] = getattr(import_attribute(path), "retry_intervals", ())
+        declared: tuple[int, ...] = getattr(function, "retry_intervals", ())
         return declared
     chosen = intervals or list(DEFAULT_RETRY_INTERVALS)
     return tuple(chosen[min(attempt, len(chosen) - 1)] for attempt in range(retries))

@@ -68,6 +68,12 @@ def test_each_request_writes_one_json_access_line(
         ("{'Cookie': 'a=1; other=cookie-canary-79'}", "cookie-canary-79"),
         ("GET /reset-password/eyJ1IjoxfQ.Z2kZ.sig-canary 200", "eyJ1IjoxfQ.Z2kZ.sig-canary"),
         ("GET /invite/invite-canary-code-0123 404", "invite-canary-code-0123"),
+        ("GET /register?invite=invite-canary-0456 HTTP/1.1", "invite-canary-0456"),
+        ("GET /register?next=%2Fsets&invite=invite-canary-0457 200", "invite-canary-0457"),
+        ('{"invite": "invite-canary-0458"}', "invite-canary-0458"),
+        ("opened https://set2tracks.example/register?code=code-canary-0459", "code-canary-0459"),
+        ("GET /register/confirm?confirm=confirm-canary-0460&x=1", "confirm-canary-0460"),
+        ("GET /register/confirm?token=token-canary-0461 200", "token-canary-0461"),
     ],
 )
 def test_secrets_are_redacted_from_messages(text: str, secret: str) -> None:
@@ -94,6 +100,25 @@ def test_secret_looking_extra_fields_and_arguments_are_redacted() -> None:
 def test_ordinary_text_is_left_alone() -> None:
     assert redact("GET /sets/42 200 in 12 ms") == "GET /sets/42 200 in 12 ms"
     assert redact("Basic plan, 3 sets") == "Basic plan, 3 sets"
+    assert redact("GET /sets?sort=newest&page=2 200") == "GET /sets?sort=newest&page=2 200"
+    assert redact("POST /admin/invites 302") == "POST /admin/invites 302"
+
+
+def test_an_invite_code_in_a_logged_url_never_reaches_the_logs(
+    app: Flask, client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    invite_code = services.create_invite(UserFactory().id, email=None, days=7).secret
+
+    with caplog.at_level(logging.DEBUG):
+        page = client.get(f"/register?invite={invite_code}")
+        # Anything logging the full URL (an error report, a proxy's line) is scrubbed too.
+        logging.getLogger("set2tracks.test").warning("slow request: %s", page.request.url)
+
+    assert page.status_code == 200
+    assert invite_code in page.get_data(as_text=True)  # the form is filled in for the visitor
+    written = "\n".join(_written(record) for record in caplog.records)
+    assert "slow request: http://localhost/register?invite=[redacted]" in written
+    assert invite_code not in written
 
 
 def test_reset_and_invite_links_never_reach_the_logs(

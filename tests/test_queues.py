@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,19 +17,28 @@ from typing import Any
 import pytest
 from flask import Flask
 from redis import Redis
-from rq import Queue
+from rq import Callback, Queue
 from sqlalchemy import Connection, create_engine, text
 
 from set2tracks import create_app
+from set2tracks.auth.models import User
 from set2tracks.extensions import db
-from set2tracks.queues import SERIALIZER, enqueue, inline_runner, run_job
+from set2tracks.queues import (
+    SERIALIZER,
+    UnknownJob,
+    enqueue,
+    inline_runner,
+    registered_job,
+    run_job,
+)
 from set2tracks.sets.models import DjSet
 from tests.backends import Backends
 from tests.conftest import TEST_SECRET_KEY, base_config
-from tests.factories import DjSetFactory, SetTrackFactory, TrackFactory
+from tests.factories import DjSetFactory, SetTrackFactory, TrackFactory, UserFactory
 
 ROOT = Path(__file__).resolve().parent.parent
 RECOUNT = "set2tracks.sets.jobs.recount_set"
+RUN_JOB = "set2tracks.queues.run_job"
 
 
 def _set_with_two_tracks() -> DjSet:
@@ -66,11 +76,55 @@ def test_a_failing_job_does_not_stop_the_runner(app: Flask) -> None:
     assert db.session.get(DjSet, set_id).track_count == 2  # type: ignore[union-attr]
 
 
-def test_only_jobs_of_this_package_can_be_enqueued_or_run(app: Flask) -> None:
-    with pytest.raises(ValueError, match="set2tracks package"):
-        enqueue("os.system", "rm -rf /")
-    with pytest.raises(ValueError, match="set2tracks package"):
-        run_job("subprocess.call", ["true"])
+SET_ADMIN = "set2tracks.auth.services.set_admin"  # a function of ours, but no job
+
+
+@pytest.mark.parametrize("path", ["os.system", SET_ADMIN, "set2tracks.queues.run_job"])
+def test_only_registered_jobs_can_be_enqueued_or_run(
+    app: Flask, path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    attacker = UserFactory()
+    db.session.commit()
+
+    with pytest.raises(UnknownJob, match="not a registered job"):
+        enqueue(path, attacker.email)
+    with caplog.at_level(logging.ERROR, logger="set2tracks.queues"), pytest.raises(UnknownJob):
+        run_job(path, attacker.email)
+
+    db.session.expire_all()
+    assert not db.session.get(User, attacker.id).is_admin  # type: ignore[union-attr]
+    assert f"refused to run job {path!r}: it is not a registered job" in caplog.messages
+
+
+def test_the_in_process_runner_refuses_an_unregistered_job(
+    app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
+    attacker = UserFactory()
+    db.session.commit()
+
+    # Straight to the runner, past enqueue's check: run_job refuses it all the same.
+    set_id = _set_with_two_tracks().id
+    db.session.commit()
+    refused = inline_runner().submit(SET_ADMIN, (attacker.email,), "refused-inline")
+    enqueue(RECOUNT, set_id)
+    with caplog.at_level(logging.ERROR, logger="set2tracks.queues"):
+        assert inline_runner().join(timeout=10)
+
+    db.session.expire_all()
+    assert isinstance(refused.error, UnknownJob)
+    assert not db.session.get(User, attacker.id).is_admin  # type: ignore[union-attr]
+    assert db.session.get(DjSet, set_id).track_count == 2  # type: ignore[union-attr]
+    assert f"refused to run job {SET_ADMIN!r}: it is not a registered job" in caplog.messages
+
+
+def test_every_job_the_app_enqueues_is_registered() -> None:
+    enqueued = set()
+    for source in (ROOT / "set2tracks").rglob("*.py"):
+        enqueued |= set(re.findall(r"enqueue\(\s*\"([\w.]+)\"", source.read_text()))
+
+    assert enqueued
+    for path in sorted(enqueued | {RECOUNT}):
+        assert callable(registered_job(path)), path
 
 
 @pytest.mark.redis
@@ -213,6 +267,46 @@ def test_worker_never_unpickles_a_job_planted_in_redis(
     worker.communicate(timeout=120)
 
     assert not marker.exists(), "the worker ran code from a job planted in Redis"
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.committing
+def test_worker_refuses_jobs_planted_in_redis_that_name_anything_but_a_registered_job(
+    app: Flask, backends: Backends, tmp_path: Path, redis_url: str
+) -> None:
+    marker = tmp_path / "pwned"
+    attacker = UserFactory()
+    set_id = _set_with_two_tracks().id
+    db.session.commit()
+    # What anyone able to write to Redis can store, in the very format our queues use.
+    queue = Queue("default", connection=Redis.from_url(redis_url), serializer=SERIALIZER)
+    queue.enqueue("os.system", f"touch {marker}", job_id="names-os-system")
+    queue.enqueue(RUN_JOB, SET_ADMIN, attacker.email, job_id="names-set-admin")
+    queue.enqueue(SET_ADMIN, attacker.email, job_id="calls-set-admin")
+    queue.enqueue(RUN_JOB, RECOUNT, 987_654, job_id="with-callback", on_failure=Callback(SET_ADMIN))
+    queue.enqueue(RUN_JOB, RECOUNT, set_id, job_id="registered")
+
+    worker = _worker(_worker_environment(backends, redis_url), tmp_path)
+    _, stderr = worker.communicate(timeout=120)
+
+    assert worker.returncode == 0, stderr[-2000:]
+    assert not marker.exists(), "the worker ran os.system from a job planted in Redis"
+    db.session.expire_all()
+    assert not db.session.get(User, attacker.id).is_admin  # type: ignore[union-attr]
+    assert db.session.get(DjSet, set_id).track_count == 2  # type: ignore[union-attr]
+    assert sorted(queue.failed_job_registry.get_job_ids()) == [
+        "calls-set-admin",
+        "names-os-system",
+        "names-set-admin",
+        "with-callback",
+    ]
+    assert f"refused to run job {SET_ADMIN!r}: it is not a registered job" in stderr
+    assert "refused job names-os-system: it asks for 'os.system'" in stderr
+    assert f"refused job calls-set-admin: it asks for {SET_ADMIN!r}" in stderr
+    assert (
+        f"refused job with-callback: it asks for {RUN_JOB!r} (callbacks [{SET_ADMIN!r}])" in stderr
+    )
 
 
 def _job_waits_on_a_lock(connection: Connection) -> bool:

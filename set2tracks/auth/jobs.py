@@ -11,13 +11,14 @@ from set2tracks.auth.services import make_confirmation_token, make_reset_token
 from set2tracks.clients.mail import Email, MailError, mailer
 from set2tracks.extensions import db
 from set2tracks.links import external_url
-from set2tracks.queues import retried
+from set2tracks.queues import job, retried
 
 logger = logging.getLogger(__name__)
 
 
 # Each of these emails was promised on screen ("check your inbox"): a mail server's bad
 # minute must not lose it. Every attempt makes its own token, so a late one still works.
+@job
 @retried(30, 120, 600)
 def send_password_reset(user_id: int) -> None:
     """Email a password reset link to the user (the token is made here, never queued)."""
@@ -46,6 +47,7 @@ def _send(email: Email) -> None:
         )
 
 
+@job
 @retried(30, 120, 600)
 def send_email_confirmation(user_id: int) -> None:
     """Email the link that confirms a registration (the token is made here, never queued)."""
@@ -58,6 +60,7 @@ def send_email_confirmation(user_id: int) -> None:
     _send(Email(to=user.email, subject="Confirm your Set2Tracks account", text=text))
 
 
+@job
 @retried(30, 120, 600)
 def send_account_exists(user_id: int) -> None:
     """Tell an account's owner that someone tried to register their address again."""

@@ -22,7 +22,8 @@ blueprint = Blueprint("health", __name__)
 _STARTED = time.monotonic()
 
 # Load balancers probe over plain HTTP and must never be redirected (nor rate limited:
-# see NOT_RATE_LIMITED in extensions.py).
+# see NOT_RATE_LIMITED in extensions.py). /health is no probe: it carries HEALTH_TOKEN and
+# admins' cookies, which must never travel in cleartext, so it keeps the HTTPS redirect.
 _probe = talisman_options(force_https=False)
 
 
@@ -60,7 +61,6 @@ def _require_health_reader() -> None:
 
 
 @blueprint.get("/health")
-@_probe
 def health() -> tuple[Response, int]:
     _require_health_reader()
     checks = run_checks(current_app, details=True)

@@ -154,3 +154,25 @@ def test_readyz_reads_the_migration_scripts_once(
 
     assert statuses == [200, 200, 200]
     assert len(reads) == 1
+
+
+def test_only_the_probes_skip_the_https_redirect(
+    app: Flask, backends: Backends, tmp_path: Path
+) -> None:
+    forcing = create_app(
+        base_config(backends, tmp_path, FORCE_HTTPS=True, HEALTH_TOKEN=HEALTH_TOKEN)
+    )
+    client = forcing.test_client()
+
+    cleartext = client.get("/health", headers=MONITOR)
+    secure = client.get("/health", headers=MONITOR, base_url="https://localhost")
+
+    # The monitor's token must not be answered over plain HTTP: it is sent to HTTPS instead.
+    assert cleartext.status_code == 302
+    assert cleartext.headers["Location"] == "https://localhost/health"
+    assert "version" not in cleartext.get_data(as_text=True)
+    assert secure.status_code == 200
+    assert secure.json["version"]
+    # Load balancers keep probing over plain HTTP.
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").status_code == 200
