@@ -33,16 +33,21 @@ PROTOCOLS = "file,pipe"
 AUDIO_DEMUXERS = "mp3,flac,wav,w64,ogg,mov,aac,aiff,matroska,asf,wv,ape,caf"
 
 
+def file_url(path: Path) -> str:
+    """``path`` as ffmpeg must be given it, as an input or an output: a local file."""
+    # "file:" and an absolute path: a name like "set:1.mp3" is not read as a protocol.
+    return f"file:{Path(path).absolute()}"
+
+
 def input_args(path: Path) -> list[str]:
     """ffmpeg/ffprobe options that open ``path`` as a local audio file and nothing else."""
-    # "file:" and an absolute path: a name like "set:1.mp3" is not read as a protocol.
     return [
         "-protocol_whitelist",
         PROTOCOLS,
         "-format_whitelist",
         AUDIO_DEMUXERS,
         "-i",
-        f"file:{Path(path).absolute()}",
+        file_url(path),
     ]
 
 

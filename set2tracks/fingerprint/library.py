@@ -185,14 +185,18 @@ def _add(
 
 
 def _end_transaction() -> None:
-    """End the session's (read) transaction before the next long step.
+    """End the session's read transaction before the next long step; refuse pending writes.
 
     No transaction may stay open while audio is decoded or segments are merged: PostgreSQL
     ends sessions idle in a transaction (idle_in_transaction_session_timeout, 60 s in
-    production), and a library takes hours to index. Nothing is pending at these points:
-    the commit only ends the transaction (a rollback would also drop what a caller added).
+    production), and a library takes hours to index. Callers only read before this point
+    (``_follow_move`` and ``_commit_batch`` commit their own writes), so the commit writes
+    nothing; a pending object would be a half-built batch, committed without its segment.
     """
-    db.session.commit()
+    session = db.session()
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("unsaved library changes before a long step: a bug, nothing written")
+    session.commit()
 
 
 def database_message(error: SQLAlchemyError) -> str:

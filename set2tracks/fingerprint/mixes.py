@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from set2tracks.fingerprint.audio import input_args
+from set2tracks.fingerprint.audio import file_url, input_args
 
 logger = logging.getLogger(__name__)
 
@@ -285,7 +285,7 @@ def tone_track(path: Path, seconds: float, seed: int) -> None:
             f"aevalsrc=exprs='{expression}':s=44100:d={seconds:.3f}",
             "-ac",
             "2",
-            str(path),
+            file_url(path),
         ]
     )
 
@@ -408,7 +408,7 @@ def _render_segment(segment: Segment, part: Path, rate: int, samples: int, eq: _
             str(rate),
             "-c:a",
             "pcm_s16le",
-            str(part),
+            file_url(part),
         ]
     )
 
@@ -445,14 +445,14 @@ def _join(parts: Sequence[Path], joined: Path, plan: MixPlan, layout: _Layout) -
             "[out]",
             "-c:a",
             "pcm_s16le",
-            str(joined),
+            file_url(joined),
         ]
     )
 
 
 def _encode(joined: Path, output: Path, plan: MixPlan) -> None:
     codec = ["-c:a", "libmp3lame", "-b:a", plan.mp3_bitrate] if plan.mp3_bitrate else []
-    _ffmpeg([*input_args(joined), *codec, str(output)])
+    _ffmpeg([*input_args(joined), *codec, file_url(output)])
 
 
 def _ffmpeg(args: list[str]) -> None:

@@ -17,7 +17,7 @@ blueprint = ApiBlueprint("sets_api", __name__, description="Published DJ sets")
 @blueprint.response(200, SetPageSchema)
 def list_sets(q: str, sort: str, cursor: str | None, limit: int) -> Page:
     """List published sets, searched by title and channel name."""
-    return cursor_page(services.browse_sets(q, sort), cursor, limit)
+    return cursor_page(services.browse_sets(q, sort, current_viewer()), cursor, limit)
 
 
 @blueprint.get("/<id:set_id>")

@@ -21,7 +21,7 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, query_expression, relationship
 
 from set2tracks.database import TimestampMixin, search_index, utcnow
 from set2tracks.extensions import db
@@ -118,8 +118,12 @@ class DjSet(TimestampMixin, db.Model):  # type: ignore[name-defined]
     chapters: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     view_count: Mapped[int | None] = mapped_column(BigInteger)
     like_count: Mapped[int | None] = mapped_column(BigInteger)
+    # Every identified row, private library tracks included: what admins and the owner see.
     track_count: Mapped[int] = mapped_column(Integer, default=0)
     coverage: Mapped[float] = mapped_column(Float, default=0.0)
+    # The same counters for one viewer, loaded by sets.services.visible_sets (None elsewhere).
+    shown_track_count: Mapped[int | None] = query_expression()
+    shown_coverage: Mapped[float | None] = query_expression()
     is_published: Mapped[bool] = mapped_column(Boolean, default=False)
     is_hidden: Mapped[bool] = mapped_column(Boolean, default=False)
     published_at: Mapped[datetime | None]

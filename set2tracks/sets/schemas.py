@@ -25,9 +25,12 @@ class SetSchema(Schema):
     youtube_published_at = fields.DateTime(allow_none=True)
     published_at = fields.DateTime(allow_none=True)
     thumbnail_url = fields.String(allow_none=True)
-    track_count = fields.Integer(required=True)
+    # As the caller sees them: private library tracks hidden from the caller are not counted.
+    track_count = fields.Integer(attribute="shown_track_count", required=True)
     coverage = fields.Float(
-        required=True, metadata={"description": "Share of the set identified, 0 to 1"}
+        attribute="shown_coverage",
+        required=True,
+        metadata={"description": "Share of the set identified, 0 to 1"},
     )
 
 

@@ -5,16 +5,22 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Select, case, distinct, func, select, update
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import joinedload, selectinload, with_expression
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlalchemy.sql.elements import UnaryExpression
+from sqlalchemy.sql.elements import ColumnElement, UnaryExpression
 
 from set2tracks.errors import NotFound
 from set2tracks.extensions import db
 from set2tracks.search import apply_search
 from set2tracks.sets.models import Channel, DjSet, SetTrack
 from set2tracks.tracks.models import Track
-from set2tracks.tracks.services import ANONYMOUS, Viewer, may_see, recount_track_sets
+from set2tracks.tracks.services import (
+    ANONYMOUS,
+    Viewer,
+    may_see,
+    recount_track_sets,
+    shown_in_set,
+)
 
 SORTS: dict[str, tuple[UnaryExpression[Any], ...]] = {
     "youtube": (DjSet.youtube_published_at.desc().nulls_last(), DjSet.id.desc()),
@@ -25,19 +31,51 @@ DEFAULT_SORT = "added"
 PAGE_SIZE = 30
 
 
-def visible_sets() -> Select[Any]:
-    """Return a query for sets that everyone may see: published and not hidden."""
+def visible_sets(viewer: Viewer = ANONYMOUS) -> Select[Any]:
+    """Return a query for sets that everyone may see: published and not hidden.
+
+    Each set comes with ``shown_track_count`` and ``shown_coverage``: its counters as
+    ``viewer`` sees them, leaving out private library tracks hidden from ``viewer``.
+    """
+    shown = (
+        SetTrack.set_id == DjSet.id,
+        SetTrack.track_id.is_not(None),
+        shown_in_set(viewer),
+    )
+    shown_rows = select().select_from(SetTrack).join(Track, Track.id == SetTrack.track_id)
+    shown_tracks = (
+        shown_rows.add_columns(func.count(distinct(SetTrack.track_id)))
+        .where(*shown)
+        .correlate(DjSet)
+        .scalar_subquery()
+    )
+    shown_seconds = (
+        shown_rows.add_columns(
+            func.coalesce(func.sum(SetTrack.end_seconds - SetTrack.start_seconds), 0.0)
+        )
+        .where(*shown)
+        .correlate(DjSet)
+        .scalar_subquery()
+    )
     return (
         select(DjSet)
         .outerjoin(DjSet.channel)
-        .options(joinedload(DjSet.channel))
+        .options(
+            joinedload(DjSet.channel),
+            with_expression(DjSet.shown_track_count, shown_tracks),
+            with_expression(DjSet.shown_coverage, _coverage(shown_seconds)),
+        )
         .where(DjSet.is_published.is_(True), DjSet.is_hidden.is_(False))
+        # Sets already in the session get this viewer's counters too.
+        .execution_options(populate_existing=True)
     )
 
 
-def browse_sets(text: str = "", sort: str = DEFAULT_SORT) -> Select[Any]:
+def browse_sets(
+    text: str = "", sort: str = DEFAULT_SORT, viewer: Viewer = ANONYMOUS
+) -> Select[Any]:
     """Return visible sets matching ``text``, in the order ``sort`` names."""
-    query = visible_sets()
+    query = visible_sets(viewer)
     if text.strip():
         return apply_search(query, DjSet.search_document, text).order_by(DjSet.id.desc())
     return query.order_by(*SORTS[sort])
@@ -46,10 +84,11 @@ def browse_sets(text: str = "", sort: str = DEFAULT_SORT) -> Select[Any]:
 def get_visible_set(set_id: int, viewer: Viewer = ANONYMOUS) -> DjSet:
     """Return a visible set with its tracklist and tracks, or raise ``NotFound``.
 
-    A private library track that ``viewer`` may not see reads as an unidentified row.
+    A private library track that ``viewer`` may not see reads as an unidentified row: no
+    track, and no source, confidence or speed that would tell something matched there.
     """
     dj_set = db.session.scalar(
-        visible_sets()
+        visible_sets(viewer)
         .where(DjSet.id == set_id)
         .options(selectinload(DjSet.tracklist).joinedload(SetTrack.track).joinedload(Track.label))
     )
@@ -57,8 +96,9 @@ def get_visible_set(set_id: int, viewer: Viewer = ANONYMOUS) -> DjSet:
         raise NotFound("This set does not exist or is not published.")
     for row in dj_set.tracklist:
         if row.track is not None and not may_see(row.track, viewer, dj_set):
-            # Loaded-state only: nothing to flush, the stored tracklist keeps its track.
-            set_committed_value(row, "track", None)
+            # Loaded state only: nothing to flush, the stored tracklist keeps its match.
+            for attribute in ("track", "track_id", "confidence", "speed", "found_by"):
+                set_committed_value(row, attribute, None)
     return dj_set
 
 
@@ -78,12 +118,10 @@ def recount_set(set_id: int) -> None:
         .where(*identified)
         .scalar_subquery()
     )
-    share = identified_seconds / func.nullif(DjSet.duration_seconds, 0)
-    coverage = case((share > 1.0, 1.0), else_=share)
     result = db.session.execute(
         update(DjSet)
         .where(DjSet.id == set_id)
-        .values(track_count=distinct_tracks, coverage=func.coalesce(coverage, 0.0))
+        .values(track_count=distinct_tracks, coverage=_coverage(identified_seconds))
         .returning(DjSet.channel_id)
     ).first()
     if result is None:
@@ -93,6 +131,12 @@ def recount_set(set_id: int) -> None:
     track_ids = db.session.scalars(select(SetTrack.track_id).where(*identified).distinct()).all()
     recount_track_sets([track_id for track_id in track_ids if track_id is not None])
     db.session.commit()
+
+
+def _coverage(identified_seconds: ColumnElement[Any]) -> ColumnElement[float]:
+    """The share of the set's duration that ``identified_seconds`` covers, 0 to 1."""
+    share = identified_seconds / func.nullif(DjSet.duration_seconds, 0)
+    return func.coalesce(case((share > 1.0, 1.0), else_=share), 0.0)
 
 
 def recount_channel(channel_id: int) -> None:

@@ -15,9 +15,10 @@ blueprint = Blueprint("sets", __name__)
 @blueprint.get("/")
 @blueprint.get("/sets")
 def index() -> str:
+    viewer = current_viewer()
     return render_browse(
         "sets/index.html",
-        services.browse_sets,
+        lambda text, sort: services.browse_sets(text, sort, viewer),
         services.SORTS,
         services.DEFAULT_SORT,
         services.PAGE_SIZE,

@@ -63,6 +63,15 @@ def may_see(track: Track, viewer: Viewer, dj_set: DjSet) -> bool:
     return viewer.user_id is not None and dj_set.submitted_by_id == viewer.user_id
 
 
+def shown_in_set(viewer: Viewer) -> ColumnElement[bool]:
+    """SQL form of ``may_see``: tracks ``viewer`` may see in the ``DjSet`` row in scope."""
+    if viewer.is_admin:
+        return true()
+    if viewer.user_id is None:
+        return Track.is_public.is_(True)
+    return or_(Track.is_public.is_(True), DjSet.submitted_by_id == viewer.user_id)
+
+
 def browse_tracks(
     text: str = "", sort: str = DEFAULT_SORT, viewer: Viewer = ANONYMOUS
 ) -> Select[Any]:

@@ -1051,3 +1051,15 @@ def test_cue_file_type_follows_the_audio_file(name: str, kind: str) -> None:
     cue = tracklist_formats.to_cue([], 10.0, Path(name), "Set")
 
     assert cue.splitlines()[2] == f'FILE "{name}" {kind}'
+
+
+def test_a_long_step_never_commits_a_half_built_library_file(app: Flask) -> None:
+    # A row left pending before fingerprinting would be committed without its segment:
+    # the file would then read as "already indexed" and never be matched.
+    db.session.add(LibraryFile(path="/music/half.mp3", content_hash="0" * 64, size_bytes=1))
+
+    with pytest.raises(RuntimeError, match="nothing written"):
+        library._end_transaction()
+
+    db.session.rollback()
+    assert db.session.scalar(select(func.count(LibraryFile.id))) == 0

@@ -296,3 +296,19 @@ def test_truth_round_trips_through_json(tmp_path: Path) -> None:
     write_truth(entries, path)
 
     assert read_truth(path) == entries
+
+
+def test_outputs_named_like_a_protocol_are_written_as_files(
+    tones: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Relative names: "set:1.mp3" would otherwise be read as a URL of protocol "set".
+    monkeypatch.chdir(tmp_path)
+    tone, mix = Path("tone:1.wav"), Path("set:1.mp3")
+
+    tone_track(tone, 3.0, seed=7)
+    plan = MixPlan(segments=[Segment(tones[0], 0.0, 2.0), Segment(tone, 0.0, 2.0)], crossfade=0.5)
+    build_mix(plan, mix)
+
+    assert round(probe_duration(tmp_path / "tone:1.wav"), 2) == 3.0
+    # 2 s + 2 s - 0.5 s of crossfade, plus the MP3 encoder's padding.
+    assert 3.5 <= probe_duration(tmp_path / "set:1.mp3") < 3.6

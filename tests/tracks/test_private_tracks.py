@@ -9,7 +9,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from set2tracks.auth.models import User
-from set2tracks.sets.models import DjSet
+from set2tracks.sets.models import DjSet, FoundBy
+from set2tracks.sets.services import recount_set
 from set2tracks.tracks.models import Track
 from tests.auth.helpers import sign_in
 from tests.factories import (
@@ -151,3 +152,102 @@ def test_publish_by_folder_and_unknown_targets(
     assert f"published #{catalogue.private.id} Secret Artist - {PROMO}" in published.stdout
     assert "not in the library: /srv/nothing" in published.stderr
     assert titles_listed(client, catalogue)["api detail"] is True
+
+
+@dataclass(frozen=True)
+class Counted:
+    """A set's counters and its second row (the private track's) as one client sees them."""
+
+    page_list: str
+    page_detail: str
+    api_list: tuple[int, float]
+    api_detail: tuple[int, float]
+    private_row: dict[str, object]
+
+
+def counted(client: FlaskClient, catalogue: Catalogue) -> Counted:
+    """Read the set's track count and coverage everywhere a client can, and its private row."""
+    set_id = catalogue.dj_set.id
+    listed = client.get("/api/v1/sets").json["items"]
+    detail = client.get(f"/api/v1/sets/{set_id}").json
+    page = client.get(f"/sets/{set_id}").text
+    return Counted(
+        page_list="1 tracks" if "· 1 tracks" in client.get("/sets").text else "other",
+        page_detail="1 of 8 %" if "1 tracks identified\n  (8 % of the set)" in page else "other",
+        api_list=(listed[0]["track_count"], round(listed[0]["coverage"], 3)),
+        api_detail=(detail["track_count"], round(detail["coverage"], 3)),
+        private_row={key: detail["tracklist"][1][key] for key in ("source", "confidence", "speed")},
+    )
+
+
+@pytest.fixture
+def counted_catalogue(catalogue: Catalogue) -> Catalogue:
+    """The catalogue with the library's match details stored and its set counters recounted."""
+    private_row = catalogue.dj_set.tracklist[1]
+    private_row.found_by, private_row.confidence, private_row.speed = FoundBy.LIBRARY, 0.97, 1.04
+    # A stretch nobody identified, to compare the hidden row with.
+    SetTrackFactory(
+        dj_set=catalogue.dj_set,
+        track=None,
+        position=3,
+        start_seconds=600,
+        end_seconds=900,
+        confidence=None,
+        found_by=None,
+    )
+    recount_set(catalogue.dj_set.id)
+    assert catalogue.dj_set.track_count == 2
+    return catalogue
+
+
+UNIDENTIFIED_ROW = {"source": None, "confidence": None, "speed": None}
+
+
+@pytest.mark.parametrize("who", ["anonymous", "plain user"])
+def test_a_hidden_library_match_leaves_no_trace_in_rows_or_counters(
+    client: FlaskClient, counted_catalogue: Catalogue, who: str
+) -> None:
+    if who == "plain user":
+        sign_in(client, UserFactory())
+
+    seen = counted(client, counted_catalogue)
+    tracklist = client.get(f"/api/v1/sets/{counted_catalogue.dj_set.id}").json["tracklist"]
+
+    # The hidden row reads exactly like the stretch nobody identified.
+    assert seen.private_row == UNIDENTIFIED_ROW
+    assert {k: v for k, v in tracklist[1].items() if k not in ("position", "start", "end")} == {
+        k: v for k, v in tracklist[2].items() if k not in ("position", "start", "end")
+    }
+    # Only the public track counts: 1 track, 300 s of 3600 s.
+    assert (seen.page_list, seen.page_detail) == ("1 tracks", "1 of 8 %")
+    assert seen.api_list == seen.api_detail == (1, round(300 / 3600, 3))
+
+
+@pytest.mark.parametrize("who", ["owner", "admin"])
+def test_the_owner_and_admins_see_the_library_match_and_count_it(
+    client: FlaskClient, counted_catalogue: Catalogue, who: str
+) -> None:
+    sign_in(client, counted_catalogue.owner if who == "owner" else UserFactory(is_admin=True))
+
+    seen = counted(client, counted_catalogue)
+
+    assert seen.private_row == {"source": "library", "confidence": 0.97, "speed": 1.04}
+    assert (seen.page_list, seen.page_detail) == ("other", "other")
+    assert "· 2 tracks" in client.get("/sets").text
+    assert (
+        "2 tracks identified\n  (17 % of the set)"
+        in client.get(f"/sets/{counted_catalogue.dj_set.id}").text
+    )
+    assert seen.api_list == seen.api_detail == (2, round(600 / 3600, 3))
+
+
+def test_publishing_a_library_track_counts_it_for_everyone(
+    app: Flask, client: FlaskClient, counted_catalogue: Catalogue
+) -> None:
+    library_file_id = counted_catalogue.private.library_file_id
+    app.test_cli_runner().invoke(args=["library", "publish", "--id", str(library_file_id)])
+
+    seen = counted(client, counted_catalogue)
+
+    assert seen.api_list == seen.api_detail == (2, round(600 / 3600, 3))
+    assert seen.private_row == {"source": "library", "confidence": 0.97, "speed": 1.04}
