@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from redis.exceptions import ConnectionError as RedisConnectionError
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session as OrmSession
 
 from set2tracks import create_app
 from set2tracks.auth import limits, services
@@ -856,3 +858,67 @@ def test_no_credential_of_the_auth_flows_reaches_the_logs(
     assert written
     for name, secret in secrets.items():
         assert secret not in written, f"the {name} reached the logs"
+
+
+class _BrokenStorage:
+    """A limiter whose storage (Redis) is unreachable."""
+
+    enabled = True
+
+    @property
+    def limiter(self) -> Any:
+        raise RedisConnectionError("Connection refused")
+
+
+def test_an_unreachable_limiter_storage_keeps_sign_in_open_and_is_logged_as_an_error(
+    limited_app: Flask, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    with limited_app.app_context():
+        make_user()
+    client = limited_app.test_client()
+    token = csrf_token(client)
+    monkeypatch.setattr(limits, "limiter", _BrokenStorage())
+
+    with caplog.at_level(logging.WARNING, logger="set2tracks.auth.limits"):
+        wrong = client.post(
+            "/login", data={"email": "ada@example.com", "password": "a guess", "csrf_token": token}
+        )
+        right = login(client, "ada@example.com", PASSWORD)
+
+    assert wrong.status_code == 401
+    assert right.status_code == 302
+    outages = [r for r in caplog.records if "sign-in limits unavailable" in r.getMessage()]
+    assert outages
+    assert {record.levelno for record in outages} == {logging.ERROR}
+
+
+def test_a_sign_in_with_keep_me_signed_in_commits_once(app: Flask, client: FlaskClient) -> None:
+    """The remember token and the sign-in time are written together, or neither is."""
+    make_user()
+    token = csrf_token(client)
+    commits: list[object] = []
+
+    def count(session: object) -> None:
+        commits.append(session)
+
+    event.listen(OrmSession, "after_commit", count)
+    try:
+        response = client.post(
+            "/login",
+            data={
+                "email": "ada@example.com",
+                "password": PASSWORD,
+                "remember": "y",
+                "csrf_token": token,
+            },
+        )
+    finally:
+        event.remove(OrmSession, "after_commit", count)
+
+    assert response.status_code == 302
+    assert client.get_cookie(app.config["REMEMBER_COOKIE_NAME"]) is not None
+    assert len(commits) == 1
+    user = services.find_user_by_email("ada@example.com")
+    assert user is not None
+    assert user.last_login_at is not None
+    assert user.remember_token is not None
