@@ -270,15 +270,17 @@ def login() -> Any:
         account = limits.account_key(email)
         retry_after = limits.spend_try(account)
         if retry_after is None:
-            # Never refused across addresses: a spread-out guesser is slowed down instead.
-            limits.slow_down(account, services.find_user_by_email(email))
+            # Never refused across addresses: a spread-out guesser is slowed down instead
+            # (the account, when there is one, tells whether this browser is known to it).
+            holder = services.find_user_by_email(email)
+            limits.slow_down(account, holder)
             user = services.authenticate(email, _text(form.password))
             if user is not None:
                 limits.refund_try(account)
                 _sign_in(user, remember=bool(form.remember.data))
                 limits.remember_device(account, user)
                 return redirect(safe_next(request.args.get("next")))
-            limits.record_failure(account, services.find_user_by_email(email))
+            limits.record_failure(account, holder)
             form.form_errors.append("Wrong email or password.")
             status = 401
         else:
