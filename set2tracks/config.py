@@ -306,7 +306,10 @@ def _profile_settings(production: bool, instance: Path) -> dict[str, Any]:
         "RATELIMIT_HEADER_RESET": "RateLimit-Reset",
         "RATELIMIT_ANONYMOUS": "120 per minute;2000 per hour",
         "RATELIMIT_AUTHENTICATED": "600 per minute;10000 per hour",
+        # A signed-in session's CSRF token lives as long as the session; an anonymous
+        # visitor's (a cookie: nothing is stored for visitors) this long from when it was made.
         "WTF_CSRF_TIME_LIMIT": None,
+        "ANONYMOUS_CSRF_LIFETIME": timedelta(hours=12),
         # CSRF is checked by set2tracks.auth for cookie requests only (API tokens need none).
         "WTF_CSRF_CHECK_DEFAULT": False,
         "PASSWORD_RESET_MAX_AGE": 30 * 60,

@@ -2,6 +2,7 @@
 
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -19,7 +20,7 @@ from flask_session import Session
 from flask_sqlalchemy import SQLAlchemy
 from flask_talisman import Talisman
 from flask_wtf import CSRFProtect
-from itsdangerous import BadSignature, URLSafeSerializer
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from redis import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
@@ -177,15 +178,16 @@ BOOKKEEPING_KEYS = frozenset({"_permanent", "_fresh", "_id"})
 
 class GuardedSessionInterface(SessionInterface):
     """Flask-Session's interface, turning an unreachable store into a clean 503, and storing
-    nothing for visitors who only hold a CSRF token.
+    no session that holds nothing but bookkeeping and a CSRF token.
 
     Flask opens the session before routing, outside every error handler; a Redis error
     there would be a bare 500. Instead the request gets an empty, unsaved session and is
     refused with 503 before any view runs.
 
     A visitor opening the sign-in form needs a CSRF token, not a stored session: kept in a
-    signed cookie instead, so anonymous page views cannot fill the store (the embedded file
-    store keeps 500 sessions and evicts signed-in people to make room).
+    signed cookie instead (valid ``ANONYMOUS_CSRF_LIFETIME`` from when it was made), so
+    anonymous requests cannot fill the store (the embedded file store keeps 500 sessions and
+    evicts signed-in people to make room). Sign-in and sign-out drop the token.
     """
 
     def __init__(self, inner: SessionInterface) -> None:
@@ -206,46 +208,56 @@ class GuardedSessionInterface(SessionInterface):
             if token is not None:
                 session[_csrf_key(app)] = token
                 session.modified = False
+                g.anonymous_csrf_token = token
         return session
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
-        key, cookie = _csrf_key(app), app.config["ANONYMOUS_CSRF_COOKIE_NAME"]
-        token = session.get(key)
-        if token is not None and set(session) - BOOKKEEPING_KEYS == {key}:
-            # Emptied before the store sees it: a stored session (after sign-out) is
-            # deleted, and none is created; the token goes to the cookie.
-            stored = request.cookies.get(self.get_cookie_name(app)) is not None
-            kept = {name: session.pop(name) for name in list(session)}
-            session.modified = stored
+        csrf_token = session.get(_csrf_key(app))
+        if _worth_storing(app, session):
+            if app.config["ANONYMOUS_CSRF_COOKIE_NAME"] in request.cookies:
+                # The stored session holds the token from now on.
+                response.delete_cookie(app.config["ANONYMOUS_CSRF_COOKIE_NAME"], path="/")
             self.inner.save_session(app, session, response)
-            session.update(kept)
-            if request.cookies.get(cookie) != (signed := self._serializer(app).dumps(token)):
-                response.set_cookie(
-                    cookie,
-                    str(signed),
-                    path="/",
-                    secure=app.config["SESSION_COOKIE_SECURE"],
-                    httponly=True,
-                    samesite="Lax",
-                )
             return
-        if session and cookie in request.cookies:
-            # The stored session holds the token from now on.
-            response.delete_cookie(cookie, path="/")
-        self.inner.save_session(app, session, response)
+        # Stored as empty: none is created, and one stored before (say, until sign-out) goes.
+        empty = self.inner.session_class(sid=getattr(session, "sid", None))  # type: ignore[attr-defined]
+        empty.modified = request.cookies.get(self.get_cookie_name(app)) is not None
+        self.inner.save_session(app, empty, response)
+        if csrf_token is not None and csrf_token != g.get("anonymous_csrf_token"):
+            self._set_csrf_cookie(app, response, csrf_token)
 
-    def _serializer(self, app: Flask) -> URLSafeSerializer:
-        return URLSafeSerializer(app.config["SECRET_KEY"], salt=ANONYMOUS_CSRF_SALT)
+    def _serializer(self, app: Flask) -> URLSafeTimedSerializer:
+        return URLSafeTimedSerializer(app.config["SECRET_KEY"], salt=ANONYMOUS_CSRF_SALT)
+
+    def _set_csrf_cookie(self, app: Flask, response: Response, token: str) -> None:
+        """Hand a newly made token to the browser, for the cookie's lifetime from now."""
+        lifetime: timedelta = app.config["ANONYMOUS_CSRF_LIFETIME"]
+        response.set_cookie(
+            app.config["ANONYMOUS_CSRF_COOKIE_NAME"],
+            str(self._serializer(app).dumps(token)),
+            max_age=int(lifetime.total_seconds()),
+            path="/",
+            secure=app.config["SESSION_COOKIE_SECURE"],
+            httponly=True,
+            samesite="Lax",
+        )
 
     def _anonymous_csrf(self, app: Flask, request: Request) -> str | None:
+        """Return the token of the visitor's CSRF cookie, unless forged or too old."""
         value = request.cookies.get(app.config["ANONYMOUS_CSRF_COOKIE_NAME"])
         if not value:
             return None
+        lifetime: timedelta = app.config["ANONYMOUS_CSRF_LIFETIME"]
         try:
-            token = self._serializer(app).loads(value)
-        except BadSignature:
+            token = self._serializer(app).loads(value, max_age=int(lifetime.total_seconds()))
+        except BadSignature:  # also an expired one
             return None
         return token if isinstance(token, str) else None
+
+
+def _worth_storing(app: Flask, session: SessionMixin) -> bool:
+    """Whether a session holds anything but bookkeeping and a CSRF token (the cookie's job)."""
+    return bool(set(session) - BOOKKEEPING_KEYS - {_csrf_key(app)})
 
 
 def _csrf_key(app: Flask) -> str:

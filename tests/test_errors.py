@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -148,7 +149,9 @@ def _signed_in_cookies(app: Flask, remember: bool) -> dict[str, str]:
     client = app.test_client()
     if remember:
         with app.test_request_context():
-            return {app.config["REMEMBER_COOKIE_NAME"]: encode_cookie(user.get_id())}
+            # As a sign-in makes it: session token, sign-in time, remember token.
+            value = f"{user.get_id()}.{int(time.time())}.{user.remember_token or 'unset'}"
+            return {app.config["REMEMBER_COOKIE_NAME"]: encode_cookie(value)}
     sign_in(client, user)
     cookie = client.get_cookie(app.config["SESSION_COOKIE_NAME"])
     assert cookie is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -160,6 +161,7 @@ def test_signed_in_people_are_counted_by_account_with_more_room(
     client = app.test_client()
     with client.session_transaction() as session:
         session["_user_id"] = token
+        session["_signed_in_at"] = int(time.time())
 
     statuses = [client.get("/sets").status_code for _ in range(6)]
 

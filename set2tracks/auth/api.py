@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Any
 
 from flask import g
 from flask_login import current_user, login_required
 
-from set2tracks.auth import services
+from set2tracks.auth import View, services
 from set2tracks.auth.models import ApiToken, User
 from set2tracks.auth.schemas import MeSchema, NewTokenArgs, NewTokenSchema, TokenListSchema
 from set2tracks.errors import Forbidden
@@ -18,7 +17,6 @@ from set2tracks.schemas import ApiBlueprint
 
 blueprint = ApiBlueprint("me_api", __name__, description="The signed-in account")
 SIGNED_IN: list[dict[str, list[str]]] = [{"bearer": []}, {"session": [], "csrf": []}]
-View = TypeVar("View", bound=Callable[..., Any])
 BROWSER_SESSION: list[dict[str, list[str]]] = [{"session": [], "csrf": []}]
 
 

@@ -129,7 +129,9 @@ class InviteForm(FlaskForm):
 
 
 class ConfirmEmailForm(FlaskForm):
-    """The button that confirms a registration."""
+    """Confirm a registration: whoever confirms must know the password it will sign in with."""
+
+    password = _password_field("The password you registered with")
 
 
 class ConfirmForm(FlaskForm):

@@ -18,7 +18,7 @@ from typing import Any
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from set2tracks.auth.models import ApiToken, Invite, User, UserPreferences
 from set2tracks.auth.passwords import (
@@ -43,6 +43,15 @@ MAX_ACTIVE_TOKENS = 20
 # A token's last use is written at most this often: a busy script must not turn every API
 # read into a write on one row.
 LAST_USED_PRECISION = timedelta(minutes=1)
+INVALID_INVITE = "This invite is not valid: it may have expired, been used or be for another email."
+INVALID_RESET_LINK = "This reset link has expired or was already used. Ask for a new one."
+INVALID_CONFIRMATION_LINK = (
+    "This confirmation link has expired or was already used. Register again."
+)
+NOT_THIS_REGISTRATION = (
+    "This is not the password of this registration. If you registered again, use the newest "
+    "link; if someone else registered your email, register again to get a link of your own."
+)
 
 
 def digest(secret: str) -> str:
@@ -112,26 +121,15 @@ def create_user(
     return user
 
 
-INVALID_INVITE = "This invite is not valid: it may have expired, been used or be for another email."
-
-
-@dataclass(frozen=True)
-class Registration:
-    """What a registration did, for the view: ``signed_in`` names the user to sign in now.
-
-    Only an invite bound to the very email proves the address, so only then is the person
-    signed in at once; every other accepted registration answers "check your inbox".
-    """
-
-    signed_in: User | None
-
-
-def register(email: str, display_name: str, password: str, invite_code: str | None) -> Registration:
+def register(email: str, display_name: str, password: str, invite_code: str | None) -> User | None:
     """Register an email, telling the caller nothing about whether it had an account.
 
-    The invite is checked first, then the password policy; the password is always hashed.
-    A new email gets an account waiting for confirmation (a link by email); an email with an
-    account gets a note to its owner instead; a waiting registration is replaced by this one.
+    Return the user to sign in now: only an invite bound to the very email proves the
+    address; every other accepted registration answers "check your inbox". The invite is
+    checked first, then the password policy; the password is always hashed. A new email gets
+    an account waiting for confirmation; an email with an account gets a note to its owner.
+    A waiting registration is replaced by this one (a squatter cannot hold an email): its
+    links die, and the new link confirms only for whoever knows the new password.
     """
     mode = current_app.config["SIGNUP_MODE"]
     if mode == "closed":
@@ -144,18 +142,10 @@ def register(email: str, display_name: str, password: str, invite_code: str | No
     password_hash = hash_password(password)
     proven = invite is not None and invite.email is not None
     try:
-        existing = find_user_by_email(email)
-        taken = existing is not None and existing.is_confirmed
-        if existing is not None and taken:
-            user = existing
-        else:
-            user = existing or User(email=email, preferences=UserPreferences())
-            user.password_hash, user.display_name = password_hash, display_name
-            user.email_confirmed_at = utcnow() if proven else None
-            # A new token also kills the link of a waiting registration this one replaces.
-            user.session_token = new_session_token()
-            db.session.add(user)
-        db.session.flush()
+        user = find_user_by_email(email)
+        taken = user is not None and user.is_confirmed
+        if user is None or not taken:
+            user = _waiting_registration(user, email, display_name, password_hash, proven)
         if invite_code:
             # Spent even when the email had an account: an invite that survived would tell
             # its holder that the address is taken.
@@ -164,18 +154,32 @@ def register(email: str, display_name: str, password: str, invite_code: str | No
     except IntegrityError:
         # Two registrations raced for one new email: the unique index let one through.
         db.session.rollback()
-        return Registration(signed_in=None)
+        return None
     except Exception:
         db.session.rollback()
         raise
     if taken:
         enqueue("set2tracks.auth.jobs.send_account_exists", user.id, queue="high")
-        return Registration(signed_in=None)
-    if proven:
+    elif proven:
         logger.info("account created", extra={"event": "register", "user": user.id})
-        return Registration(signed_in=user)
-    enqueue("set2tracks.auth.jobs.send_email_confirmation", user.id, queue="high")
-    return Registration(signed_in=None)
+        return user
+    else:
+        enqueue("set2tracks.auth.jobs.send_email_confirmation", user.id, queue="high")
+    return None
+
+
+def _waiting_registration(
+    user: User | None, email: str, display_name: str, password_hash: str, proven: bool
+) -> User:
+    """Write a new registration, or replace a waiting one, and flush it (no commit)."""
+    user = user or User(email=email, preferences=UserPreferences())
+    user.password_hash, user.display_name = password_hash, display_name
+    user.email_confirmed_at = utcnow() if proven else None
+    # A new token also kills the links of a waiting registration this one replaces.
+    user.session_token = new_session_token()
+    db.session.add(user)
+    db.session.flush()
+    return user
 
 
 def _invite_conditions(email: str) -> list[Any]:
@@ -233,29 +237,50 @@ def _link_user(
 
 def make_confirmation_token(user: User) -> str:
     """Return the link token confirming ``user``'s registration (dead once re-registered)."""
-    return str(_confirm_serializer().dumps({"u": user.id, "s": digest(user.session_token)[:16]}))
+    return str(
+        _confirm_serializer().dumps(
+            {"u": user.id, "s": digest(user.session_token)[:16], "p": password_fingerprint(user)}
+        )
+    )
 
 
 def user_for_confirmation_token(token: str) -> User:
-    """Return the account waiting for the confirmation this token carries."""
-    message = "This confirmation link has expired or was already used. Register again."
+    """Return the account waiting for the confirmation this token carries.
+
+    The token names the registration's session token and password: a later registration of
+    the same email (which sets both anew) kills it.
+    """
+    message = INVALID_CONFIRMATION_LINK
     user, data = _link_user(_confirm_serializer(), token, "EMAIL_CONFIRMATION_MAX_AGE", message)
     if (
         user is None
         or user.is_confirmed
         or not user.is_active
         or not hmac.compare_digest(str(data.get("s")), digest(user.session_token)[:16])
+        or not hmac.compare_digest(str(data.get("p")), password_fingerprint(user))
     ):
         raise InvalidInput(message)
     return user
 
 
-def confirm_email(token: str) -> User:
-    """Confirm a waiting registration: from now on its owner can sign in."""
+def confirm_email(token: str, password: str) -> User:
+    """Confirm a waiting registration for whoever knows its password; they can sign in now.
+
+    The password proves that the person clicking the link chose the password the account
+    will have: a link mailed for someone else's registration of this email confirms nothing.
+    """
     user = user_for_confirmation_token(token)
+    if not verify_password(user.password_hash, password):
+        message = NOT_THIS_REGISTRATION
+        raise InvalidInput(message, fields={"password": [message]})
     confirmed = db.session.execute(
         update(User)
-        .where(User.id == user.id, User.email_confirmed_at.is_(None))
+        .where(
+            User.id == user.id,
+            User.email_confirmed_at.is_(None),
+            # Not replaced by another registration while the password was checked.
+            User.password_hash == user.password_hash,
+        )
         .values(email_confirmed_at=utcnow())
         .returning(User.id)
     ).first()
@@ -290,10 +315,19 @@ def authenticate(email: str, password: str) -> User | None:
     return user
 
 
-def record_login(user_id: int) -> None:
-    """Remember when the user last signed in."""
-    db.session.execute(update(User).where(User.id == user_id).values(last_login_at=utcnow()))
+def record_login(user_id: int, *, remember: bool = False) -> str | None:
+    """Note a sign-in, in one commit; with ``remember``, return the account's remember token.
+
+    The remember token is made when no browser holds one yet: every remembered browser of
+    the account shares it, and one sign-out clears it for all of them.
+    """
+    user = _user(user_id)
+    user.last_login_at = utcnow()
+    if remember and user.remember_token is None:
+        user.remember_token = new_session_token()
+    token = user.remember_token if remember else None
     db.session.commit()
+    return token
 
 
 def change_password(user_id: int, current: str, new: str, *, revoke_tokens: bool = True) -> User:
@@ -326,15 +360,6 @@ def sign_out_everywhere(user_id: int) -> User:
     return user
 
 
-def remember_token(user_id: int) -> str:
-    """Return the account's remember token, making one when no browser holds it yet."""
-    user = _user(user_id)
-    if user.remember_token is None:
-        user.remember_token = new_session_token()
-        db.session.commit()
-    return user.remember_token
-
-
 def forget_remembered(user_id: int) -> None:
     """Make every "keep me signed in" cookie of the account worthless (sessions go on)."""
     db.session.execute(update(User).where(User.id == user_id).values(remember_token=None))
@@ -353,21 +378,22 @@ def _reset_serializer() -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=RESET_SALT)
 
 
-def _password_fingerprint(user: User) -> str:
+def password_fingerprint(user: User) -> str:
+    """Return a short digest of the password hash: what a link or cookie dies with."""
     return digest(user.password_hash)[:16]
 
 
 def make_reset_token(user: User) -> str:
     """Return a reset token for ``user``, dead as soon as the password changes."""
-    return str(_reset_serializer().dumps({"u": user.id, "p": _password_fingerprint(user)}))
+    return str(_reset_serializer().dumps({"u": user.id, "p": password_fingerprint(user)}))
 
 
 def user_for_reset_token(token: str) -> User:
     """Return the user a still-valid reset token was made for."""
-    message = "This reset link has expired or was already used. Ask for a new one."
+    message = INVALID_RESET_LINK
     user, data = _link_user(_reset_serializer(), token, "PASSWORD_RESET_MAX_AGE", message)
-    if user is None or not user.is_active or data.get("p") != _password_fingerprint(user):
-        raise InvalidInput(message)
+    if user is None or not user.is_active or data.get("p") != password_fingerprint(user):
+        raise InvalidInput(INVALID_RESET_LINK)
     return user
 
 
@@ -377,7 +403,6 @@ def reset_password(token: str, password: str) -> User:
     The UPDATE only applies while the password is the one the token was made for, so two
     requests racing with one link cannot both set a password.
     """
-    message = "This reset link has expired or was already used. Ask for a new one."
     user = user_for_reset_token(token)
     _check_password(password, user.email, user.display_name, "password")
     old_hash = user.password_hash
@@ -393,7 +418,7 @@ def reset_password(token: str, password: str) -> User:
     ).first()
     if changed is None:
         db.session.rollback()
-        raise InvalidInput(message)
+        raise InvalidInput(INVALID_RESET_LINK)
     _revoke_all_api_tokens(user.id)
     db.session.commit()
     db.session.refresh(user)
@@ -488,8 +513,15 @@ def create_api_token(user_id: int, name: str, *, days: int | None = None) -> Iss
         message = "Choose how long the token is valid."
         raise InvalidInput(message, fields={"expires_in_days": [message]})
     now = utcnow()
-    # Lock the account row: two requests at once must not both slip under the cap.
-    db.session.execute(select(User.id).where(User.id == user_id).with_for_update())
+    try:
+        # End the request's read snapshot, then lock before counting: two requests at once
+        # must not both slip under the cap. An UPDATE locks the row on PostgreSQL and the
+        # database on SQLite (which ignores FOR UPDATE); a stale SQLite snapshot could not.
+        db.session.commit()
+        db.session.execute(update(User).where(User.id == user_id).values(id=User.id))
+    except OperationalError:
+        db.session.rollback()
+        raise Conflict("Another token is being created right now: try again.") from None
     active = db.session.scalar(
         select(func.count())
         .select_from(ApiToken)

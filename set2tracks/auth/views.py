@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from datetime import timedelta
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 from flask import (
@@ -24,7 +23,6 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
-from flask_limiter.util import get_remote_address
 from flask_login import (
     current_user,
     encode_cookie,
@@ -32,11 +30,8 @@ from flask_login import (
     login_user,
     logout_user,
 )
-from itsdangerous import BadSignature, URLSafeSerializer
-from limits import RateLimitItem, parse
-from redis.exceptions import RedisError
 
-from set2tracks.auth import services
+from set2tracks.auth import View, limits, services
 from set2tracks.auth.forms import (
     ChangePasswordForm,
     ConfirmEmailForm,
@@ -51,27 +46,25 @@ from set2tracks.auth.forms import (
     TokenForm,
 )
 from set2tracks.auth.models import User
-from set2tracks.errors import DomainError, Forbidden, Unauthorized, wants_problem_json
+from set2tracks.errors import (
+    DomainError,
+    Forbidden,
+    InvalidInput,
+    Unauthorized,
+    wants_problem_json,
+)
 from set2tracks.extensions import csrf, limiter, login_manager
 from set2tracks.links import external_url
 
 blueprint = Blueprint("auth", __name__)
 logger = logging.getLogger(__name__)
 
-View = TypeVar("View", bound=Callable[..., Any])
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
-# Failed sign-ins from one address to one account: the guessing budget of one attacker.
-FAILED_LOGIN_LIMIT = "5 per 15 minutes"
-# Failed sign-ins to one account from browsers it never signed in on, across addresses: stops
-# a spread-out guesser, while the owner's own browser (known-device cookie) is never held up.
-ACCOUNT_FAILED_LOGIN_LIMIT = "50 per 15 minutes"
 # Every sign-in attempt from one address, whichever accounts it tries.
 LOGIN_ATTEMPT_LIMIT = "20 per 15 minutes"
 REQUEST_LIMIT = "10 per hour"
 # Session key: when this sign-in happened (epoch seconds); the remember cookie carries it too.
 SIGNED_IN_AT = "_signed_in_at"
-DEVICE_SALT = "set2tracks.known-device"
-DEVICE_COOKIE_DAYS = 365
 
 
 def _now() -> float:
@@ -86,14 +79,18 @@ def _lifetime_over(signed_in_at: float) -> bool:
 
 @login_manager.user_loader
 def _load_user(user_id: str) -> User | None:
-    """Load the user of a session, or of a remember cookie (its id has three parts)."""
+    """Load the user of a session, or of a remember cookie (its id has three parts).
+
+    A remember cookie of the old format (the session token alone) has no sign-in time: it
+    takes the session path and, finding none, signs nobody in.
+    """
     if "." in user_id:
         return _load_remembered(user_id)
     signed_in_at = session.get(SIGNED_IN_AT)
-    if not isinstance(signed_in_at, int | float):
-        # A session from before sign-in times were kept: its 30 days start now.
-        session[SIGNED_IN_AT] = signed_in_at = int(_now())
-    if _lifetime_over(signed_in_at):
+    if not isinstance(signed_in_at, int | float) or _lifetime_over(signed_in_at):
+        # Too old, or from before sign-in times were kept (whatever its age): signed out.
+        session.pop("_user_id", None)
+        session.pop(SIGNED_IN_AT, None)
         return None
     return services.load_user(user_id)
 
@@ -184,19 +181,30 @@ def _no_store_for_accounts(response: Response) -> Response:
 def _sign_in(user: User, *, remember: bool = False) -> None:
     """Sign ``user`` in under a new session id, with a remember cookie when asked.
 
-    Flask-Login keeps the session id: a planted pre-login id must not survive sign-in. The
-    remember cookie holds the session token, the sign-in time (the absolute lifetime counts
-    from it) and the account's remember token (a remembered browser's sign-out clears it).
+    Flask-Login keeps the session id: a planted pre-login id must not survive sign-in, nor
+    its CSRF token. The sign-in is recorded (one commit). The remember cookie holds the
+    session token, the sign-in time (the absolute lifetime counts from it) and the account's
+    remember token (a remembered browser's sign-out clears it).
     """
     login_user(user)
     signed_in_at = int(_now())
     session[SIGNED_IN_AT] = signed_in_at
     current_app.session_interface.regenerate(session)  # type: ignore[attr-defined]
-    if remember:
-        value = f"{user.get_id()}.{signed_in_at}.{services.remember_token(user.id)}"
+    # A CSRF token from before sign-in may be known to whoever planted the browser's
+    # cookies: the signed-in session gets a token of its own.
+    session.pop(_csrf_field(), None)
+    g.pop(_csrf_field(), None)
+    remember_token = services.record_login(user.id, remember=remember)
+    if remember_token is not None:
+        value = f"{user.get_id()}.{signed_in_at}.{remember_token}"
         after_this_request(lambda response: _set_remember_cookie(response, value, signed_in_at))
     elif current_app.config["REMEMBER_COOKIE_NAME"] in request.cookies:
         session["_remember"] = "clear"
+
+
+def _csrf_field() -> str:
+    name: str = current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
+    return name
 
 
 def _set_remember_cookie(response: Response, value: str, signed_in_at: int) -> Response:
@@ -225,6 +233,7 @@ def _sign_out() -> None:
     logout_user()
     current_app.session_interface.regenerate(session)  # type: ignore[attr-defined]
     session.clear()
+    g.pop(_csrf_field(), None)
     if cookie:
         # clear() wiped logout_user()'s note to Flask-Login to delete the cookie.
         session["_remember"] = "clear"
@@ -249,83 +258,6 @@ def _form_error(form: Any, error: DomainError) -> None:
         form.form_errors.append(error.detail)
 
 
-def _device_serializer() -> URLSafeSerializer:
-    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt=DEVICE_SALT)
-
-
-def _account_key(email: str) -> str:
-    # A digest: email addresses have no place in the limiter's key names.
-    return services.digest(email.strip().lower())[:32]
-
-
-def _known_device(account: str) -> bool:
-    """Return whether this browser has signed in to ``account`` before."""
-    cookie = request.cookies.get(current_app.config["DEVICE_COOKIE_NAME"], "")
-    try:
-        return bool(cookie) and _device_serializer().loads(cookie) == account
-    except BadSignature:
-        return False
-
-
-def _remember_device(account: str) -> None:
-    value = str(_device_serializer().dumps(account))
-
-    def set_cookie(response: Response) -> Response:
-        response.set_cookie(
-            current_app.config["DEVICE_COOKIE_NAME"],
-            value,
-            max_age=DEVICE_COOKIE_DAYS * 24 * 3600,
-            path="/",
-            secure=current_app.config["SESSION_COOKIE_SECURE"],
-            httponly=True,
-            samesite="Lax",
-        )
-        return response
-
-    after_this_request(set_cookie)
-
-
-def _failure_budgets(account: str) -> list[tuple[RateLimitItem, tuple[str, ...]]]:
-    prefix: str = current_app.config.get("RATELIMIT_KEY_PREFIX", "")
-    address = get_remote_address()
-    budgets: list[tuple[RateLimitItem, tuple[str, ...]]] = [
-        (parse(FAILED_LOGIN_LIMIT), (prefix, "login-failed", address, account))
-    ]
-    if not _known_device(account):
-        budgets.append((parse(ACCOUNT_FAILED_LOGIN_LIMIT), (prefix, "login-account", account)))
-    return budgets
-
-
-def _spend_sign_in_try(account: str) -> int | None:
-    """Count this try as a failure before the password is checked; return the wait if refused.
-
-    Counting first makes the budget hold under parallel requests; a success gives the try
-    back (``_refund_sign_in_try``).
-    """
-    if not (limiter.enabled and current_app.config.get("RATELIMIT_ENABLED", True)):
-        return None
-    try:
-        for item, keys in _failure_budgets(account):
-            if not limiter.limiter.hit(item, *keys):
-                reset = limiter.limiter.get_window_stats(item, *keys).reset_time
-                return max(1, int(reset - time.time()))
-    except RedisError as error:
-        # The same degraded policy as every other limit: sign-in stays open.
-        logger.warning("sign-in limits unavailable: %s", type(error).__name__)
-    return None
-
-
-def _refund_sign_in_try(account: str) -> None:
-    if not (limiter.enabled and current_app.config.get("RATELIMIT_ENABLED", True)):
-        return
-    try:
-        item, keys = _failure_budgets(account)[0]
-        # The address proved it knows the password: its failures against the account go.
-        limiter.limiter.clear(item, *keys)
-    except RedisError as error:
-        logger.warning("sign-in limits unavailable: %s", type(error).__name__)
-
-
 @blueprint.route("/login", methods=["GET", "POST"])
 @limiter.limit(LOGIN_ATTEMPT_LIMIT, methods=["POST"])
 def login() -> Any:
@@ -334,22 +266,27 @@ def login() -> Any:
     form = LoginForm()
     status, retry_after = 200, None
     if form.validate_on_submit():
-        account = _account_key(_text(form.email))
-        retry_after = _spend_sign_in_try(account)
+        email = _text(form.email)
+        account = limits.account_key(email)
+        retry_after = limits.spend_try(account)
         if retry_after is None:
-            user = services.authenticate(_text(form.email), _text(form.password))
+            # Never refused across addresses: a spread-out guesser is slowed down instead
+            # (the account, when there is one, tells whether this browser is known to it).
+            holder = services.find_user_by_email(email)
+            limits.slow_down(account, holder)
+            user = services.authenticate(email, _text(form.password))
             if user is not None:
-                _refund_sign_in_try(account)
+                limits.refund_try(account)
                 _sign_in(user, remember=bool(form.remember.data))
-                _remember_device(account)
-                services.record_login(user.id)
+                limits.remember_device(account, user)
                 return redirect(safe_next(request.args.get("next")))
+            limits.record_failure(account, holder)
             form.form_errors.append("Wrong email or password.")
             status = 401
         else:
             minutes = -(-retry_after // 60)
             form.form_errors.append(
-                "Too many failed sign-ins to this account from here. "
+                "Too many failed sign-ins to this account from your address. "
                 f"Try again in {minutes} minute{'s' if minutes != 1 else ''}, "
                 "or reset your password."
             )
@@ -364,6 +301,9 @@ def login() -> Any:
 
 @blueprint.post("/logout")
 def logout() -> ResponseReturnValue:
+    if not current_user.is_authenticated:
+        # Nothing to end: no message, so no session is written for an anonymous visitor.
+        return redirect(url_for("sets.index"))
     _sign_out()
     flash("You are signed out.")
     return redirect(url_for("sets.index"))
@@ -379,7 +319,7 @@ def register() -> Any:
         form.invite.data = request.args["invite"][:100]
     if form.validate_on_submit():
         try:
-            registration = services.register(
+            signed_in = services.register(
                 _text(form.email),
                 _text(form.display_name),
                 _text(form.password),
@@ -389,8 +329,8 @@ def register() -> Any:
             _form_error(form, error)
             status = 403 if isinstance(error, Forbidden) else 400
         else:
-            if registration.signed_in is not None:
-                _sign_in(registration.signed_in)
+            if signed_in is not None:
+                _sign_in(signed_in)
                 flash("Welcome to Set2Tracks!")
                 return redirect(url_for("sets.index"))
             # One answer whether or not the address had an account: the inbox tells.
@@ -403,9 +343,11 @@ def register() -> Any:
 @blueprint.route("/register/confirm", methods=["GET", "POST"])
 @limiter.limit(REQUEST_LIMIT, methods=["POST"])
 def confirm_email() -> Any:
-    """Confirm a registration from its emailed link: a button, since a GET changes nothing.
+    """Confirm a registration from its emailed link and its password (a GET changes nothing).
 
-    The token rides in the query string, which the access log leaves out.
+    The password shows that whoever confirms chose the account's password: a link mailed
+    after someone else re-registered the email confirms nothing for them. The token rides
+    in the query string, which the access log leaves out.
     """
     token = request.args.get("token", "")[:500]
     form = ConfirmEmailForm()
@@ -413,15 +355,21 @@ def confirm_email() -> Any:
         services.user_for_confirmation_token(token)
     except DomainError as error:
         return render_template("auth/confirm_invalid.html", message=error.detail), 400
+    status = 200
     if form.validate_on_submit():
         try:
-            user = services.confirm_email(token)
-        except DomainError as error:
-            return render_template("auth/confirm_invalid.html", message=error.detail), 400
-        _sign_in(user)
-        flash("Your email is confirmed. Welcome to Set2Tracks!")
-        return redirect(url_for("sets.index"))
-    return render_template("auth/confirm_email.html", form=form)
+            user = services.confirm_email(token, _text(form.password))
+        except InvalidInput as error:
+            if not error.fields:
+                return render_template("auth/confirm_invalid.html", message=error.detail), 400
+            _form_error(form, error)
+        else:
+            _sign_in(user)
+            flash("Your email is confirmed. Welcome to Set2Tracks!")
+            return redirect(url_for("sets.index"))
+    if form.errors or form.form_errors:
+        status = 400
+    return render_template("auth/confirm_email.html", form=form), status
 
 
 @blueprint.get("/invite/<code>")

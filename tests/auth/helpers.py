@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,6 +28,7 @@ def sign_in(client: FlaskClient, user: Any) -> None:
     with client.session_transaction() as session:
         session["_user_id"] = user.get_id()
         session["_fresh"] = True
+        session["_signed_in_at"] = int(time.time())
 
 
 def csrf_token(client: FlaskClient) -> str:

@@ -12,10 +12,14 @@ import pytest
 from cachelib import FileSystemCache
 from flask import Flask
 from flask.testing import FlaskClient
+from flask_login import encode_cookie
+from flask_migrate import upgrade
 from redis import Redis
+from sqlalchemy import text
 
 from set2tracks import create_app
 from set2tracks.auth import services, views
+from set2tracks.extensions import db
 from set2tracks.queues import inline_runner
 from tests.auth.helpers import (
     NEW_PASSWORD,
@@ -166,7 +170,8 @@ def test_a_remember_cookie_sign_in_does_not_keep_the_session_id_sent(app: Flask)
     make_user()
     _, remember = remembered_client(app)
     attacker = app.test_client()
-    post(attacker, "/logout")  # any stored session the attacker knows the id of
+    with attacker.session_transaction() as stored:
+        stored["visited"] = True  # any stored session the attacker knows the id of
     planted = session_cookie(app, attacker)
     assert planted is not None
     victim = with_cookies(app, remember=remember, session=planted)
@@ -264,6 +269,7 @@ def test_a_signed_in_session_outlives_a_flood_of_anonymous_visitors(
 def sign_in_with(client: FlaskClient, session_token: str) -> None:
     with client.session_transaction() as session:
         session["_user_id"] = session_token
+        session["_signed_in_at"] = int(time.time())
 
 
 def _limited(backends: Backends, tmp_path: Path, **overrides: Any) -> Flask:
@@ -413,3 +419,118 @@ def test_on_redis_sessions_sign_out_ends_copies_and_visitors_store_nothing(
 
     assert not store.exists(f"s2t-session:{session}")
     assert signed_in_as(with_cookies(app, remember=remember, session=session)) is None
+
+
+# --- review C: sessions and cookies from before sign-in times sign nobody in ---------------
+
+
+def test_an_old_format_remember_cookie_or_session_signs_nobody_in(app: Flask) -> None:
+    """Before sign-in times, the remember cookie held the session token alone."""
+    user = make_user()
+    old_cookie = with_cookies(app, remember=encode_cookie(user.session_token))
+    old_session = app.test_client()
+    with old_session.session_transaction() as session:
+        session["_user_id"] = user.session_token
+        session["_fresh"] = True
+
+    assert signed_in_as(old_cookie) is None
+    assert old_cookie.get("/account").status_code == 302
+    assert signed_in_as(old_session) is None
+    # Nothing is left to sign in with later either.
+    assert signed_in_as(old_session) is None
+
+
+def test_the_account_migration_ends_every_session_from_before(
+    backends: Backends, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'scratch.db'}"
+    scratch = create_app(base_config(backends, tmp_path, SQLALCHEMY_DATABASE_URI=url))
+    with scratch.app_context():
+        upgrade(revision="a41c7e2d9b10")
+        for n in range(2):
+            db.session.execute(
+                text(
+                    "INSERT INTO users (email, password_hash, display_name, is_admin, is_premium,"
+                    " is_disabled, session_token, created_at, updated_at) VALUES (:email, 'x',"
+                    " 'Old', false, false, false, :token, :now, :now)"
+                ),
+                {"email": f"old{n}@example.com", "token": f"old-token-{n}", "now": "2026-11-01"},
+            )
+        db.session.commit()
+        upgrade(revision="c7a3e91f5d24")
+        tokens = list(db.session.scalars(text("SELECT session_token FROM users")))
+        db.engine.dispose()
+
+    assert len(tokens) == 2
+    assert not {"old-token-0", "old-token-1"} & set(tokens)
+    assert len(set(tokens)) == 2
+
+
+# --- review D: no anonymous request stores a session ---------------------------------------
+
+
+def test_anonymous_requests_with_dead_cookies_or_sign_outs_store_no_session(app: Flask) -> None:
+    store = Path(app.config["SESSION_FILE_DIR"])
+    user = make_user()
+    _, remember = remembered_client(app)
+    dead = with_cookies(app, remember=remember)
+    post(dead, "/logout")  # the remember cookie is now dead but still validly signed
+    before = set(store.iterdir()) if store.exists() else set()
+
+    for _ in range(5):
+        assert signed_in_as(with_cookies(app, remember=remember)) is None
+        assert with_cookies(app, remember=remember).get("/sets").status_code == 200
+    logouts = []
+    for _ in range(5):
+        visitor = app.test_client()
+        logouts.append(post(visitor, "/logout"))
+    after = set(store.iterdir()) if store.exists() else set()
+
+    assert after == before
+    assert {response.status_code for response in logouts} == {302}
+    assert user.id is not None
+
+
+# --- review E: a CSRF token from before sign-in does not carry into it ----------------------
+
+
+def test_a_csrf_token_from_before_sign_in_is_refused_after_it(app: Flask) -> None:
+    make_user()
+    victim = app.test_client()
+    planted = csrf_token(victim)  # minted for the anonymous cookie an attacker could plant
+    assert login(victim, "ada@example.com", PASSWORD).status_code == 302
+
+    with_old_token = victim.post("/logout", data={"csrf_token": planted})
+
+    assert with_old_token.status_code == 400
+    assert signed_in_as(victim) == "ada@example.com"
+    assert csrf_token(victim) != planted
+    assert post(victim, "/logout").status_code == 302
+    assert signed_in_as(victim) is None
+
+
+def test_a_csrf_token_from_before_sign_out_is_refused_after_it(app: Flask) -> None:
+    make_user()
+    client = app.test_client()
+    assert login(client, "ada@example.com", PASSWORD).status_code == 302
+    signed_in_token = csrf_token(client)
+    assert post(client, "/logout").status_code == 302
+
+    replayed = client.post(
+        "/login",
+        data={"email": "ada@example.com", "password": PASSWORD, "csrf_token": signed_in_token},
+    )
+
+    assert replayed.status_code == 400
+    assert signed_in_as(client) is None
+
+
+def test_the_anonymous_csrf_cookie_expires(app: Flask) -> None:
+    client = app.test_client()
+    client.get("/login")
+    cookie = client.get_cookie(app.config["ANONYMOUS_CSRF_COOKIE_NAME"])
+
+    assert cookie is not None
+    assert cookie.expires is not None
+    lifetime = cookie.expires.timestamp() - time.time()
+    assert 0 < lifetime <= app.config["ANONYMOUS_CSRF_LIFETIME"].total_seconds()

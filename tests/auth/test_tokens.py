@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
+from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from set2tracks.auth import services
 from set2tracks.auth.models import ApiToken, User, UserPreferences
@@ -161,6 +164,58 @@ def test_last_used_is_written_at_most_once_a_minute(app: Flask) -> None:
     assert unchanged == recent
     assert token.last_used_at is not None
     assert token.last_used_at > recent
+
+
+@contextlib.contextmanager
+def meeting_before_insert(table: str, parties: int = 2) -> Iterator[None]:
+    """Hold each thread's INSERT into ``table`` until every thread reaches its own (or 3 s)."""
+    barrier = threading.Barrier(parties)
+    prefix = f"INSERT INTO {table.upper()} "
+
+    def meet(*args: Any) -> None:
+        if str(args[2]).lstrip().upper().startswith(prefix):
+            with contextlib.suppress(threading.BrokenBarrierError):
+                barrier.wait(timeout=3)
+
+    event.listen(db.engine, "before_cursor_execute", meet)
+    try:
+        yield
+    finally:
+        event.remove(db.engine, "before_cursor_execute", meet)
+
+
+@pytest.mark.committing
+def test_two_token_creations_racing_at_the_cap_make_one_token_and_no_error(app: Flask) -> None:
+    """Both requests have read the account (as the signed-in request does) before writing."""
+    with app.app_context():
+        user_id = make_user().id
+        for n in range(services.MAX_ACTIVE_TOKENS - 1):
+            services.create_api_token(user_id, f"script {n}")
+    outcomes: list[str] = []
+    have_read = threading.Barrier(2)
+
+    def create(name: str) -> None:
+        with app.app_context():
+            db.session.get(User, user_id)
+            have_read.wait(timeout=10)
+            try:
+                services.create_api_token(user_id, name)
+                outcomes.append("created")
+            except services.Conflict:  # type: ignore[attr-defined]
+                outcomes.append("refused")
+            except Exception as error:  # what a request would turn into a 500
+                outcomes.append(type(error).__name__)
+
+    with app.app_context(), meeting_before_insert("api_tokens"):
+        threads = [threading.Thread(target=create, args=(name,)) for name in ("a", "b")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+
+    assert sorted(outcomes) == ["created", "refused"]
+    with app.app_context():
+        assert len(services.list_api_tokens(user_id)) == services.MAX_ACTIVE_TOKENS
 
 
 # --- item 18: one reset link sets one password, even under concurrent use ------------------

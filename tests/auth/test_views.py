@@ -12,10 +12,12 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from redis.exceptions import ConnectionError as RedisConnectionError
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session as OrmSession
 
 from set2tracks import create_app
-from set2tracks.auth import services
+from set2tracks.auth import limits, services
 from set2tracks.auth.models import ApiToken, Invite, User, UserPreferences
 from set2tracks.extensions import db
 from set2tracks.queues import inline_runner
@@ -59,7 +61,7 @@ def test_registration_creates_the_account_once_its_email_is_confirmed(
     before_confirming = login(app.test_client(), "ada@example.com", PASSWORD)
     link = _emailed_link(app, "/register/confirm")
     page = client.get(link)
-    confirmed = post(client, link)
+    confirmed = post(client, link, {"password": PASSWORD})
 
     assert response.status_code == 200
     assert "Check your inbox" in response.text
@@ -141,10 +143,40 @@ def test_a_waiting_registration_is_replaced_and_its_old_link_dies(
     post(client, "/register", {**form, "password": PASSWORD})
     owner_link = _emailed_link(app, "/register/confirm")
 
-    assert post(app.test_client(), squatter_link).status_code == 400
-    assert post(client, owner_link).status_code == 302
+    assert post(app.test_client(), squatter_link, {"password": PASSWORD}).status_code == 400
+    assert post(client, owner_link, {"password": PASSWORD}).status_code == 302
     assert services.authenticate("bob@example.com", PASSWORD) is not None
     assert services.authenticate("bob@example.com", "squatters passphrase 1") is None
+
+
+def test_a_second_registration_cannot_take_over_a_waiting_one(app: Flask) -> None:
+    """Review B: the victim's click on the link a re-registration sent must not confirm it."""
+    form = {"email": "vic@example.com", "display_name": "Vic"}
+    attacker_password = "attackers own passphrase 7"
+    victim, attacker = app.test_client(), app.test_client()
+    outbox(app).clear()
+    post(victim, "/register", {**form, "password": PASSWORD})
+    first_link = _emailed_link(app, "/register/confirm")
+    post(attacker, "/register", {**form, "password": attacker_password})
+    second_link = _emailed_link(app, "/register/confirm")  # in the victim's inbox
+
+    first = post(victim, first_link, {"password": PASSWORD})
+    second = post(victim, second_link, {"password": PASSWORD})
+    attacker_login = login(attacker, "vic@example.com", attacker_password)
+
+    assert first.status_code == 400  # replaced: its link is dead
+    assert second.status_code == 400
+    assert "not the password of this registration" in second.text
+    assert attacker_login.status_code == 401
+    assert signed_in_as(victim) is None
+    # The owner takes the email back by registering again; only their password works.
+    post(victim, "/register", {**form, "password": PASSWORD})
+    assert (
+        post(victim, _emailed_link(app, "/register/confirm"), {"password": PASSWORD}).status_code
+        == 302
+    )
+    assert signed_in_as(victim) == "vic@example.com"
+    assert login(app.test_client(), "vic@example.com", attacker_password).status_code == 401
 
 
 def test_registration_without_csrf_token_is_400(client: FlaskClient) -> None:
@@ -451,29 +483,88 @@ def test_one_address_failing_against_many_accounts_is_limited(limited_app: Flask
     assert statuses == [401] * 20 + [429]
 
 
-def test_failures_spread_over_addresses_hit_an_account_cap_the_owners_browser_skips(
-    limited_app: Flask,
+def _from(app: Flask, address: str) -> FlaskClient:
+    """A new browser at ``address``."""
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = address
+    return client
+
+
+@pytest.fixture
+def delays(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The delays the sign-in slowdown asks for (none is waited)."""
+    asked: list[float] = []
+    monkeypatch.setattr(limits, "sleep", asked.append)
+    return asked
+
+
+def test_failures_spread_over_addresses_slow_the_account_but_never_lock_the_owner_out(
+    limited_app: Flask, delays: list[float]
+) -> None:
+    """Review F: 10 addresses x 5 wrong passwords, and more, never refuse the right one."""
+    with limited_app.app_context():
+        make_user()
+    statuses = []
+    for address in range(14):
+        client = _from(limited_app, f"198.51.100.{address}")
+        statuses += [login(client, "ada@example.com", f"guess {n}").status_code for n in range(6)]
+    owner = login(_from(limited_app, "203.0.113.5"), "ada@example.com", PASSWORD)
+
+    assert statuses == ([401] * 5 + [429]) * 14
+    assert owner.status_code == 302
+    # Past 50 failures each try waited longer, up to the cap, and the owner's too.
+    assert delays[0] == pytest.approx(limits.SLOWDOWN_STEP)
+    assert delays == sorted(delays)
+    assert max(delays) == limits.MAX_SLOWDOWN
+    assert len(delays) == 21  # twenty failures past 50, then the owner
+
+
+def test_the_owners_own_browser_is_not_slowed_until_the_password_changes(
+    limited_app: Flask, delays: list[float]
+) -> None:
+    with limited_app.app_context():
+        user_id = make_user().id
+    owner = _from(limited_app, "203.0.113.5")
+    assert login(owner, "ada@example.com", PASSWORD).status_code == 302
+    device = owner.get_cookie(limited_app.config["DEVICE_COOKIE_NAME"])
+    other = _from(limited_app, "203.0.113.6")
+    assert login(other, "ada@example.com", PASSWORD).status_code == 302
+    other_device = other.get_cookie(limited_app.config["DEVICE_COOKIE_NAME"])
+    post(owner, "/logout")
+    for address in range(11):
+        client = _from(limited_app, f"198.51.100.{address}")
+        for n in range(5):
+            login(client, "ada@example.com", f"guess {n}")
+    asked_by_attackers = len(delays)
+
+    assert login(owner, "ada@example.com", PASSWORD).status_code == 302
+    assert len(delays) == asked_by_attackers  # a browser the account knows waits for nothing
+    with limited_app.app_context():
+        services.change_password(user_id, PASSWORD, NEW_PASSWORD)
+    post(owner, "/logout")
+    assert login(owner, "ada@example.com", NEW_PASSWORD).status_code == 302
+    # Its cookie named the old password: a stolen copy would no longer skip the slowdown.
+    assert len(delays) == asked_by_attackers + 1
+    assert device is not None
+    assert other_device is not None
+    assert device.value != other_device.value  # each browser its own cookie
+
+
+def test_the_owners_sign_ins_from_new_browsers_cost_the_account_nothing(
+    limited_app: Flask, delays: list[float]
 ) -> None:
     with limited_app.app_context():
         make_user()
-    owner = limited_app.test_client()
-    owner.environ_base["REMOTE_ADDR"] = "203.0.113.5"
-    assert login(owner, "ada@example.com", PASSWORD).status_code == 302
-    post(owner, "/logout")
 
-    statuses = []
-    for attempt in range(50):
-        client = limited_app.test_client()
-        client.environ_base["REMOTE_ADDR"] = f"198.51.{attempt // 5}.{attempt % 5}"
-        statuses.append(login(client, "ada@example.com", f"guess {attempt}").status_code)
-    newcomer = limited_app.test_client()
-    newcomer.environ_base["REMOTE_ADDR"] = "192.0.2.1"
+    statuses = [
+        login(
+            _from(limited_app, f"203.0.{n // 200}.{n % 200}"), "ada@example.com", PASSWORD
+        ).status_code
+        for n in range(52)
+    ]
 
-    # 50 tries from browsers the account does not know: the owner's first sign-in was one.
-    assert statuses == [401] * 49 + [429]
-    assert login(newcomer, "ada@example.com", PASSWORD).status_code == 429
-    # The browser that signed in before is the owner's: never locked out by others.
-    assert login(owner, "ada@example.com", PASSWORD).status_code == 302
+    assert statuses == [302] * 52
+    assert delays == []
 
 
 @pytest.mark.committing
@@ -735,7 +826,7 @@ def test_no_credential_of_the_auth_flows_reaches_the_logs(
         )
         confirm_link = _emailed_link(app, "/register/confirm")
         client.get(confirm_link)
-        post(client, confirm_link)
+        post(client, confirm_link, {"password": password})
         created = post(client, "/account/tokens", {"token-name": "canary"})
         api_token = re.search(r'<code class="secret">(s2t_[^<]+)</code>', created.text)
         assert api_token is not None
@@ -767,3 +858,67 @@ def test_no_credential_of_the_auth_flows_reaches_the_logs(
     assert written
     for name, secret in secrets.items():
         assert secret not in written, f"the {name} reached the logs"
+
+
+class _BrokenStorage:
+    """A limiter whose storage (Redis) is unreachable."""
+
+    enabled = True
+
+    @property
+    def limiter(self) -> Any:
+        raise RedisConnectionError("Connection refused")
+
+
+def test_an_unreachable_limiter_storage_keeps_sign_in_open_and_is_logged_as_an_error(
+    limited_app: Flask, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    with limited_app.app_context():
+        make_user()
+    client = limited_app.test_client()
+    token = csrf_token(client)
+    monkeypatch.setattr(limits, "limiter", _BrokenStorage())
+
+    with caplog.at_level(logging.WARNING, logger="set2tracks.auth.limits"):
+        wrong = client.post(
+            "/login", data={"email": "ada@example.com", "password": "a guess", "csrf_token": token}
+        )
+        right = login(client, "ada@example.com", PASSWORD)
+
+    assert wrong.status_code == 401
+    assert right.status_code == 302
+    outages = [r for r in caplog.records if "sign-in limits unavailable" in r.getMessage()]
+    assert outages
+    assert {record.levelno for record in outages} == {logging.ERROR}
+
+
+def test_a_sign_in_with_keep_me_signed_in_commits_once(app: Flask, client: FlaskClient) -> None:
+    """The remember token and the sign-in time are written together, or neither is."""
+    make_user()
+    token = csrf_token(client)
+    commits: list[object] = []
+
+    def count(session: object) -> None:
+        commits.append(session)
+
+    event.listen(OrmSession, "after_commit", count)
+    try:
+        response = client.post(
+            "/login",
+            data={
+                "email": "ada@example.com",
+                "password": PASSWORD,
+                "remember": "y",
+                "csrf_token": token,
+            },
+        )
+    finally:
+        event.remove(OrmSession, "after_commit", count)
+
+    assert response.status_code == 302
+    assert client.get_cookie(app.config["REMEMBER_COOKIE_NAME"]) is not None
+    assert len(commits) == 1
+    user = services.find_user_by_email("ada@example.com")
+    assert user is not None
+    assert user.last_login_at is not None
+    assert user.remember_token is not None
