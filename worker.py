@@ -2,7 +2,8 @@
 
 One app is built here; each job runs in a forked work-horse, which first drops the
 database connections it inherited. SIGTERM finishes the current job, then exits. Jobs are
-built as ``GuardedJob``: a record in Redis naming any function but ``run_job`` is refused.
+built as ``GuardedJob``: a record in Redis naming any function but ``run_job``, or asking for
+callbacks, webhooks or repeats, is refused, and no webhook is ever sent.
 The scheduler started with the worker only moves due jobs (retries) onto their queues.
 """
 
@@ -63,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
             name=args.name,
             connection=redis_client(app),
             serializer=SERIALIZER,
-            # Runs set2tracks.queues.run_job and nothing else, whatever a job in Redis names.
+            # Runs set2tracks.queues.run_job and nothing else, whatever a job in Redis names;
+            # sends no webhook. Registries cleaned by this worker build their jobs with it too.
             job_class=GuardedJob,
             worker_ttl=60,
             maintenance_interval=60,

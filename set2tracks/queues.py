@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 from flask import Flask, current_app
 from redis import Redis
 from rq import Queue, Retry, get_current_job
-from rq.job import Job
+from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
 from set2tracks.extensions import db, redis_client
@@ -119,9 +119,11 @@ class RefusedJob(Exception):
 class GuardedJob(Job):
     """The worker's RQ job: it only ever calls ``run_job``, never a function named in Redis.
 
-    RQ imports and calls whatever dotted name a job record holds (its function and its
-    callbacks). Our jobs always name ``run_job`` and carry no callback: a record asking for
-    anything else was not written by ``enqueue``, and is refused before anything is imported.
+    RQ acts on much of what a job record holds: it imports and calls the dotted names (the
+    function, the callbacks), sends HTTP requests to its webhooks and runs it again for its
+    repeats. Our jobs always name ``run_job`` and ask for none of the rest: a record asking
+    for anything else was not written by ``enqueue``, and is refused before anything is
+    imported. Webhooks are never sent, not even for the failure of the job refused.
     """
 
     @property
@@ -144,7 +146,27 @@ class GuardedJob(Job):
                 RUN_JOB,
             )
             raise RefusedJob(f"job {self.id} asks for {self.func_name!r}, not {RUN_JOB}")
+        # Fields of RQ 3.0 that enqueue never sets and the worker acts on; restore() reads
+        # them from the record. Counts only: a webhook's URL may hold credentials.
+        asked = {
+            name: count
+            for name, count in (("webhooks", len(self.webhooks)), ("repeats", self.repeats_left))
+            if count
+        }
+        if asked:
+            logger.error(
+                "refused job %s: it asks for %s; workers only run %s",
+                self.id,
+                ", ".join(f"{name} ({count})" for name, count in asked.items()),
+                RUN_JOB,
+            )
+            raise RefusedJob(f"job {self.id} asks for {', '.join(asked)}")
         return run_job
+
+    def send_webhooks(self, status: str | JobStatus, *, exc_string: str | None = None) -> None:
+        """Send nothing: a webhook in a job record would make the worker call any address."""
+        if self.webhooks:
+            logger.warning("job %s: not sending the webhooks its record names", self.id)
 
     # Never import a callback named in Redis, not even when failing the job that names one.
     @property

@@ -9,15 +9,19 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import zlib
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 from redis import Redis
-from rq import Callback, Queue
+from rq import Callback, Queue, Repeat, Webhook
+from rq.registry import StartedJobRegistry, clean_registries
 from sqlalchemy import Connection, create_engine, text
 
 from set2tracks import create_app
@@ -25,6 +29,7 @@ from set2tracks.auth.models import User
 from set2tracks.extensions import db
 from set2tracks.queues import (
     SERIALIZER,
+    GuardedJob,
     UnknownJob,
     enqueue,
     inline_runner,
@@ -269,11 +274,45 @@ def test_worker_never_unpickles_a_job_planted_in_redis(
     assert not marker.exists(), "the worker ran code from a job planted in Redis"
 
 
+@pytest.fixture
+def loopback_hits() -> Iterator[tuple[str, list[str]]]:
+    """A loopback HTTP server standing for an internal service; yields its URL and its hits."""
+    hits: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self._answer()
+
+        def do_POST(self) -> None:
+            self._answer()
+
+        def _answer(self) -> None:
+            hits.append(f"{self.command} {self.path}")
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", hits
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.mark.postgres
 @pytest.mark.redis
 @pytest.mark.committing
 def test_worker_refuses_jobs_planted_in_redis_that_name_anything_but_a_registered_job(
-    app: Flask, backends: Backends, tmp_path: Path, redis_url: str
+    app: Flask,
+    backends: Backends,
+    tmp_path: Path,
+    redis_url: str,
+    loopback_hits: tuple[str, list[str]],
 ) -> None:
     marker = tmp_path / "pwned"
     attacker = UserFactory()
@@ -285,6 +324,17 @@ def test_worker_refuses_jobs_planted_in_redis_that_name_anything_but_a_registere
     queue.enqueue(RUN_JOB, SET_ADMIN, attacker.email, job_id="names-set-admin")
     queue.enqueue(SET_ADMIN, attacker.email, job_id="calls-set-admin")
     queue.enqueue(RUN_JOB, RECOUNT, 987_654, job_id="with-callback", on_failure=Callback(SET_ADMIN))
+    # RQ 3.0 webhooks: the worker would POST the job's traceback, with the record's headers,
+    # to any address the record names, from inside our network.
+    internal, hits = loopback_hits
+    webhooks = [
+        Webhook(f"{internal}/internal-admin", status, method="POST", headers={"X-Admin": "1"})
+        for status in ("failed", "finished")
+    ]
+    queue.enqueue("os.system", f"touch {marker}", job_id="os-system-webhook", webhooks=webhooks)
+    queue.enqueue(RUN_JOB, RECOUNT, set_id, job_id="recount-webhook", webhooks=webhooks)
+    # A registered job that asks to be run again and again: enqueue never asks for that.
+    queue.enqueue(RUN_JOB, RECOUNT, set_id, job_id="recount-repeat", repeat=Repeat(times=3))
     queue.enqueue(RUN_JOB, RECOUNT, set_id, job_id="registered")
 
     worker = _worker(_worker_environment(backends, redis_url), tmp_path)
@@ -295,10 +345,14 @@ def test_worker_refuses_jobs_planted_in_redis_that_name_anything_but_a_registere
     db.session.expire_all()
     assert not db.session.get(User, attacker.id).is_admin  # type: ignore[union-attr]
     assert db.session.get(DjSet, set_id).track_count == 2  # type: ignore[union-attr]
+    assert hits == [], "the worker sent a webhook named in a job planted in Redis"
     assert sorted(queue.failed_job_registry.get_job_ids()) == [
         "calls-set-admin",
         "names-os-system",
         "names-set-admin",
+        "os-system-webhook",
+        "recount-repeat",
+        "recount-webhook",
         "with-callback",
     ]
     assert f"refused to run job {SET_ADMIN!r}: it is not a registered job" in stderr
@@ -307,6 +361,35 @@ def test_worker_refuses_jobs_planted_in_redis_that_name_anything_but_a_registere
     assert (
         f"refused job with-callback: it asks for {RUN_JOB!r} (callbacks [{SET_ADMIN!r}])" in stderr
     )
+    assert "refused job recount-webhook: it asks for webhooks" in stderr
+    assert "refused job recount-repeat: it asks for repeats" in stderr
+
+
+@pytest.mark.redis
+def test_a_planted_job_left_abandoned_sends_no_webhook_when_the_worker_cleans_up(
+    redis_url: str, loopback_hits: tuple[str, list[str]]
+) -> None:
+    internal, hits = loopback_hits
+    connection = Redis.from_url(redis_url)
+    queue = Queue("default", connection=connection, serializer=SERIALIZER)
+    queue.enqueue(
+        RUN_JOB,
+        RECOUNT,
+        1,
+        job_id="abandoned",
+        webhooks=[Webhook(f"{internal}/internal-admin", "failed", method="POST")],
+    )
+    # As if a work-horse had died running it: started, with an execution long expired.
+    connection.hset("rq:job:abandoned", "status", "started")
+    connection.zadd(StartedJobRegistry("default", connection=connection).key, {"abandoned:x": 1})
+
+    # What the worker's maintenance does with its queues, which build jobs as GuardedJob.
+    clean_registries(
+        Queue("default", connection=connection, serializer=SERIALIZER, job_class=GuardedJob)
+    )
+
+    assert queue.failed_job_registry.get_job_ids() == ["abandoned"]
+    assert hits == [], "cleaning up an abandoned job sent the webhook its record names"
 
 
 def _job_waits_on_a_lock(connection: Connection) -> bool:
