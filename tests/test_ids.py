@@ -69,6 +69,7 @@ def test_a_removed_library_files_id_never_names_a_later_file(app: Flask) -> None
 # The migration that makes SQLite's ids AUTOINCREMENT, on a database holding data.
 
 BEFORE_AUTOINCREMENT = "c3e8f19a7d42"
+AUTOINCREMENT = "e5d1a7c40b93"  # later migrations may add columns: compare rows up to this one
 NOW = "2026-11-01 12:00:00"
 # Every table that references tracks or library files has rows pointing at them: a table
 # rebuilt with foreign keys on would cascade its DROP into them.
@@ -203,7 +204,7 @@ def test_the_autoincrement_migration_keeps_every_row_index_and_reference(
                 connection.execute(text(statement), {"now": NOW})
         rows, structure = table_rows(), schema()
 
-        upgrade()
+        upgrade(revision=AUTOINCREMENT)
         upgraded_rows, upgraded = table_rows(), schema()
         sqlite = db.engine.dialect.name == "sqlite"
         if sqlite:
@@ -214,7 +215,7 @@ def test_the_autoincrement_migration_keeps_every_row_index_and_reference(
                 dangling = connection.execute(text("PRAGMA foreign_key_check")).all()
         downgrade(revision=BEFORE_AUTOINCREMENT)
         downgraded_rows, downgraded = table_rows(), schema()
-        upgrade()
+        upgrade(revision=AUTOINCREMENT)
         again_rows = table_rows()
         db.engine.dispose()
 
@@ -287,3 +288,32 @@ def current_revision() -> str:
     """The revision the database is at."""
     with db.engine.connect() as connection:
         return str(connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one())
+
+
+# The public set counters migration, on the same seeded database.
+
+
+def test_the_public_counters_migration_backfills_every_set(scratch: Flask) -> None:
+    """Sets counted before the migration read right at once: public tracks only."""
+    with scratch.app_context():
+        upgrade(revision=AUTOINCREMENT)
+        with db.engine.begin() as connection:
+            for statement in SEED:
+                connection.execute(text(statement), {"now": NOW})
+            # The private library track 2 plays from 900 s to 1200 s.
+            connection.execute(
+                text(
+                    "INSERT INTO set_tracks (id, set_id, position, track_id, start_seconds,"
+                    " end_seconds) VALUES (4, 1, 3, 2, 900, 1200)"
+                )
+            )
+        upgrade()
+        with db.engine.connect() as connection:
+            counters = connection.execute(
+                text("SELECT public_track_count, public_coverage FROM sets WHERE id = 1")
+            ).one()
+        db.engine.dispose()
+
+    # Tracks 1 and 7 are public (0-300 s, 300-600 s of 3600 s); track 2 is not counted.
+    assert counters[0] == 2
+    assert counters[1] == pytest.approx(600 / 3600)

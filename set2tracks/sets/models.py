@@ -121,7 +121,11 @@ class DjSet(TimestampMixin, db.Model):  # type: ignore[name-defined]
     # Every identified row, private library tracks included: what admins and the owner see.
     track_count: Mapped[int] = mapped_column(Integer, default=0)
     coverage: Mapped[float] = mapped_column(Float, default=0.0)
-    # The same counters for one viewer, loaded by sets.services.visible_sets (None elsewhere).
+    # The same counters over public tracks only: what everyone else sees. Kept by
+    # recount_set, and by tracks.services.recount_public_counters when a track is published.
+    public_track_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    public_coverage: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    # The counters one viewer sees, loaded by sets.services.visible_sets (None elsewhere).
     shown_track_count: Mapped[int | None] = query_expression()
     shown_coverage: Mapped[float | None] = query_expression()
     is_published: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, case, distinct, func, select, update
+from sqlalchemy import Select, SQLColumnExpression, case, distinct, func, select, update
 from sqlalchemy.orm import joinedload, selectinload, with_expression
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlalchemy.sql.elements import ColumnElement, UnaryExpression
+from sqlalchemy.sql.elements import UnaryExpression
 
 from set2tracks.errors import NotFound
 from set2tracks.extensions import db
@@ -18,8 +18,9 @@ from set2tracks.tracks.services import (
     ANONYMOUS,
     Viewer,
     may_see,
+    recount_public_counters,
     recount_track_sets,
-    shown_in_set,
+    set_coverage,
 )
 
 SORTS: dict[str, tuple[UnaryExpression[Any], ...]] = {
@@ -35,39 +36,28 @@ def visible_sets(viewer: Viewer = ANONYMOUS) -> Select[Any]:
     """Return a query for sets that everyone may see: published and not hidden.
 
     Each set comes with ``shown_track_count`` and ``shown_coverage``: its counters as
-    ``viewer`` sees them, leaving out private library tracks hidden from ``viewer``.
+    ``viewer`` sees them, read from stored columns (nothing is counted per set here). Admins
+    see every track, and so does a set's owner in that set (``may_see``): the full counters;
+    everyone else reads the counters over public tracks only.
     """
-    shown = (
-        SetTrack.set_id == DjSet.id,
-        SetTrack.track_id.is_not(None),
-        shown_in_set(viewer),
-    )
-    shown_rows = select().select_from(SetTrack).join(Track, Track.id == SetTrack.track_id)
-    shown_tracks = (
-        shown_rows.add_columns(func.count(distinct(SetTrack.track_id)))
-        .where(*shown)
-        .correlate(DjSet)
-        .scalar_subquery()
-    )
-    shown_seconds = (
-        shown_rows.add_columns(
-            func.coalesce(func.sum(SetTrack.end_seconds - SetTrack.start_seconds), 0.0)
-        )
-        .where(*shown)
-        .correlate(DjSet)
-        .scalar_subquery()
-    )
+    if viewer.is_admin:
+        shown_tracks: SQLColumnExpression[Any] = DjSet.track_count
+        shown_coverage: SQLColumnExpression[Any] = DjSet.coverage
+    elif viewer.user_id is None:
+        shown_tracks, shown_coverage = DjSet.public_track_count, DjSet.public_coverage
+    else:
+        own = DjSet.submitted_by_id == viewer.user_id
+        shown_tracks = case((own, DjSet.track_count), else_=DjSet.public_track_count)
+        shown_coverage = case((own, DjSet.coverage), else_=DjSet.public_coverage)
     return (
         select(DjSet)
         .outerjoin(DjSet.channel)
         .options(
             joinedload(DjSet.channel),
             with_expression(DjSet.shown_track_count, shown_tracks),
-            with_expression(DjSet.shown_coverage, _coverage(shown_seconds)),
+            with_expression(DjSet.shown_coverage, shown_coverage),
         )
         .where(DjSet.is_published.is_(True), DjSet.is_hidden.is_(False))
-        # Sets already in the session get this viewer's counters too.
-        .execution_options(populate_existing=True)
     )
 
 
@@ -121,22 +111,17 @@ def recount_set(set_id: int) -> None:
     result = db.session.execute(
         update(DjSet)
         .where(DjSet.id == set_id)
-        .values(track_count=distinct_tracks, coverage=_coverage(identified_seconds))
+        .values(track_count=distinct_tracks, coverage=set_coverage(identified_seconds))
         .returning(DjSet.channel_id)
     ).first()
     if result is None:
         raise NotFound("This set does not exist.")
+    recount_public_counters([set_id])
     if result.channel_id is not None:
         recount_channel(result.channel_id)
     track_ids = db.session.scalars(select(SetTrack.track_id).where(*identified).distinct()).all()
     recount_track_sets([track_id for track_id in track_ids if track_id is not None])
     db.session.commit()
-
-
-def _coverage(identified_seconds: ColumnElement[Any]) -> ColumnElement[float]:
-    """The share of the set's duration that ``identified_seconds`` covers, 0 to 1."""
-    share = identified_seconds / func.nullif(DjSet.duration_seconds, 0)
-    return func.coalesce(case((share > 1.0, 1.0), else_=share), 0.0)
 
 
 def recount_channel(channel_id: int) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, distinct, func, or_, select, true, update
+from sqlalchemy import Select, case, distinct, func, or_, select, true, update
 from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.sql.elements import ColumnElement, UnaryExpression
 
@@ -63,15 +63,6 @@ def may_see(track: Track, viewer: Viewer, dj_set: DjSet) -> bool:
     return viewer.user_id is not None and dj_set.submitted_by_id == viewer.user_id
 
 
-def shown_in_set(viewer: Viewer) -> ColumnElement[bool]:
-    """SQL form of ``may_see``: tracks ``viewer`` may see in the ``DjSet`` row in scope."""
-    if viewer.is_admin:
-        return true()
-    if viewer.user_id is None:
-        return Track.is_public.is_(True)
-    return or_(Track.is_public.is_(True), DjSet.submitted_by_id == viewer.user_id)
-
-
 def browse_tracks(
     text: str = "", sort: str = DEFAULT_SORT, viewer: Viewer = ANONYMOUS
 ) -> Select[Any]:
@@ -105,6 +96,14 @@ def publish_library_tracks(library_file_ids: Sequence[int]) -> list[Track]:
     )
     for track in tracks:
         track.is_public = True
+    db.session.flush()
+    recount_public_counters(
+        db.session.scalars(
+            select(SetTrack.set_id)
+            .where(SetTrack.track_id.in_([track.id for track in tracks]))
+            .distinct()
+        ).all()
+    )
     db.session.commit()
     return tracks
 
@@ -129,3 +128,36 @@ def recount_track_sets(track_ids: Sequence[int]) -> None:
         .scalar_subquery()
     )
     db.session.execute(update(Track).where(Track.id.in_(track_ids)).values(set_count=count))
+
+
+def set_coverage(identified_seconds: ColumnElement[Any]) -> ColumnElement[float]:
+    """The share of the ``DjSet`` row's duration that ``identified_seconds`` covers, 0 to 1."""
+    share = identified_seconds / func.nullif(DjSet.duration_seconds, 0)
+    return func.coalesce(case((share > 1.0, 1.0), else_=share), 0.0)
+
+
+def recount_public_counters(set_ids: Sequence[int]) -> None:
+    """Recompute the public track count and coverage of these sets in SQL (no commit).
+
+    Called whenever a set's tracklist changes and whenever a track it plays turns public:
+    anonymous visitors and plain users read these stored counters, never a live count.
+    """
+    if not set_ids:
+        return
+    public_rows = (
+        select()
+        .select_from(SetTrack)
+        .join(Track, Track.id == SetTrack.track_id)
+        .where(SetTrack.set_id == DjSet.id, Track.is_public.is_(True))
+    )
+    public_tracks = public_rows.add_columns(
+        func.count(distinct(SetTrack.track_id))
+    ).scalar_subquery()
+    public_seconds = public_rows.add_columns(
+        func.coalesce(func.sum(SetTrack.end_seconds - SetTrack.start_seconds), 0.0)
+    ).scalar_subquery()
+    db.session.execute(
+        update(DjSet)
+        .where(DjSet.id.in_(set_ids))
+        .values(public_track_count=public_tracks, public_coverage=set_coverage(public_seconds))
+    )

@@ -6,13 +6,21 @@ from datetime import UTC, datetime
 
 import pytest
 from flask import Flask
+from sqlalchemy import event
 
 from set2tracks.errors import NotFound
 from set2tracks.extensions import db
 from set2tracks.sets import services
 from set2tracks.sets.models import Channel, DjSet
 from set2tracks.tracks.models import Track
-from tests.factories import ChannelFactory, DjSetFactory, SetTrackFactory, TrackFactory
+from set2tracks.tracks.services import ANONYMOUS, Viewer
+from tests.factories import (
+    ChannelFactory,
+    DjSetFactory,
+    SetTrackFactory,
+    TrackFactory,
+    UserFactory,
+)
 
 
 def _titles(query: object) -> list[str]:
@@ -144,3 +152,61 @@ def test_coverage_never_exceeds_the_whole_set(app: Flask) -> None:
 def test_recount_of_a_missing_set_is_not_found(app: Flask) -> None:
     with pytest.raises(NotFound):
         services.recount_set(987_654)
+
+
+def _set_with_a_private_track(owner_id: int | None = None) -> DjSet:
+    """A recounted set of 1000 s: a public track for 300 s, then a private one for 200 s."""
+    dj_set = DjSetFactory(duration_seconds=1000, submitted_by_id=owner_id)
+    public, private = TrackFactory(), TrackFactory(is_public=False)
+    SetTrackFactory(dj_set=dj_set, position=0, track=public, start_seconds=0, end_seconds=300)
+    SetTrackFactory(dj_set=dj_set, position=1, track=private, start_seconds=300, end_seconds=500)
+    services.recount_set(dj_set.id)
+    return dj_set
+
+
+def test_recount_stores_the_public_counters_next_to_the_full_ones(app: Flask) -> None:
+    dj_set = _set_with_a_private_track()
+    db.session.expire_all()
+
+    stored = db.session.get(DjSet, dj_set.id)
+    assert stored is not None
+    assert (stored.track_count, stored.coverage) == (2, pytest.approx(0.5))
+    assert (stored.public_track_count, stored.public_coverage) == (1, pytest.approx(0.3))
+
+
+def test_browsing_keeps_unsaved_changes_and_still_gives_the_viewers_counters(
+    app: Flask,
+) -> None:
+    dj_set = _set_with_a_private_track()
+    dj_set.title = "Renamed, not flushed yet"
+
+    with db.session.no_autoflush:  # as while a service builds up its changes
+        (listed,) = db.session.scalars(services.browse_sets()).unique()
+
+    assert listed is dj_set
+    assert listed.title == "Renamed, not flushed yet"
+    assert (listed.shown_track_count, listed.shown_coverage) == (1, pytest.approx(0.3))
+
+
+def test_the_browse_query_counts_nothing_per_set(app: Flask) -> None:
+    """Counting set_tracks per listed set made every page scale with the whole catalogue."""
+    owner = UserFactory()
+    _set_with_a_private_track(owner.id)
+    statements: list[str] = []
+
+    def record(*args: object) -> None:
+        statements.append(str(args[2]).lower())
+
+    engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        for viewer in (ANONYMOUS, Viewer(user_id=owner.id), Viewer(user_id=0, is_admin=True)):
+            for sort in services.SORTS:
+                page = db.session.scalars(services.browse_sets(sort=sort, viewer=viewer).limit(30))
+                assert len(page.unique().all()) == 1
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+    pages = [statement for statement in statements if "from sets" in statement]
+    assert len(pages) == 3 * len(services.SORTS)  # one statement per page
+    assert not [statement for statement in statements if "set_tracks" in statement]

@@ -9,6 +9,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from set2tracks.auth.models import User
+from set2tracks.extensions import db
 from set2tracks.sets.models import DjSet, FoundBy
 from set2tracks.sets.services import recount_set
 from set2tracks.tracks.models import Track
@@ -251,3 +252,25 @@ def test_publishing_a_library_track_counts_it_for_everyone(
 
     assert seen.api_list == seen.api_detail == (2, round(600 / 3600, 3))
     assert seen.private_row == {"source": "library", "confidence": 0.97, "speed": 1.04}
+
+
+def test_flask_library_publish_updates_the_stored_public_counters(
+    app: Flask, counted_catalogue: Catalogue
+) -> None:
+    dj_set = counted_catalogue.dj_set
+    assert (dj_set.public_track_count, round(dj_set.public_coverage, 3)) == (
+        1,
+        round(300 / 3600, 3),
+    )
+    library_file_id = counted_catalogue.private.library_file_id
+
+    result = app.test_cli_runner().invoke(args=["library", "publish", "--id", str(library_file_id)])
+    db.session.expire_all()
+
+    assert result.exit_code == 0, result.output
+    stored = db.session.get(DjSet, dj_set.id)
+    assert stored is not None
+    assert (stored.public_track_count, round(stored.public_coverage, 3)) == (
+        2,
+        round(600 / 3600, 3),
+    )
