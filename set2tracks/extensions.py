@@ -206,13 +206,13 @@ class GuardedSessionInterface(SessionInterface):
         if session is not None and not session:
             token = self._anonymous_csrf(app, request)
             if token is not None:
-                session[_csrf_key(app)] = token
+                session[csrf_key(app)] = token
                 session.modified = False
                 g.anonymous_csrf_token = token
         return session
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
-        csrf_token = session.get(_csrf_key(app))
+        csrf_token = session.get(csrf_key(app))
         if _worth_storing(app, session):
             if app.config["ANONYMOUS_CSRF_COOKIE_NAME"] in request.cookies:
                 # The stored session holds the token from now on.
@@ -257,10 +257,11 @@ class GuardedSessionInterface(SessionInterface):
 
 def _worth_storing(app: Flask, session: SessionMixin) -> bool:
     """Whether a session holds anything but bookkeeping and a CSRF token (the cookie's job)."""
-    return bool(set(session) - BOOKKEEPING_KEYS - {_csrf_key(app)})
+    return bool(set(session) - BOOKKEEPING_KEYS - {csrf_key(app)})
 
 
-def _csrf_key(app: Flask) -> str:
+def csrf_key(app: Flask) -> str:
+    """Return the session key (and form field name) of the CSRF token."""
     key: str = app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
     return key
 

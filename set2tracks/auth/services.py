@@ -11,14 +11,16 @@ import hashlib
 import hmac
 import logging
 import secrets
+import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, event, func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, SessionTransaction
 
 from set2tracks.auth.models import ApiToken, Invite, User, UserPreferences
 from set2tracks.auth.passwords import (
@@ -40,6 +42,7 @@ CONFIRM_SALT = "set2tracks.confirm-email"
 INVITE_DAYS = (1, 7, 30)
 TOKEN_EXPIRY_DAYS = (30, 90, 365)
 MAX_ACTIVE_TOKENS = 20
+_WROTE = "set2tracks.flushed_writes"  # session.info key: the transaction has written rows
 # A token's last use is written at most this often: a busy script must not turn every API
 # read into a write on one row.
 LAST_USED_PRECISION = timedelta(minutes=1)
@@ -513,15 +516,21 @@ def create_api_token(user_id: int, name: str, *, days: int | None = None) -> Iss
         message = "Choose how long the token is valid."
         raise InvalidInput(message, fields={"expires_in_days": [message]})
     now = utcnow()
+    if db.session.new or db.session.dirty or db.session.deleted or db.session.info.get(_WROTE):
+        # Ending the snapshot below must never save a caller's half-done work with a token.
+        raise RuntimeError("create_api_token needs a session without uncommitted changes")
+    # End the request's read snapshot (it holds reads only, checked above), then lock before
+    # counting: two requests at once must not both slip under the cap. An UPDATE locks the
+    # row on PostgreSQL and the database on SQLite (which ignores FOR UPDATE); a stale SQLite
+    # snapshot could not be upgraded to a write.
+    db.session.commit()
     try:
-        # End the request's read snapshot, then lock before counting: two requests at once
-        # must not both slip under the cap. An UPDATE locks the row on PostgreSQL and the
-        # database on SQLite (which ignores FOR UPDATE); a stale SQLite snapshot could not.
-        db.session.commit()
         db.session.execute(update(User).where(User.id == user_id).values(id=User.id))
-    except OperationalError:
+    except OperationalError as error:
         db.session.rollback()
-        raise Conflict("Another token is being created right now: try again.") from None
+        if _sqlite_busy(error):
+            raise Conflict("Another token is being created right now: try again.") from None
+        raise  # an outage or a lock timeout elsewhere: the error handler answers 503
     active = db.session.scalar(
         select(func.count())
         .select_from(ApiToken)
@@ -543,6 +552,25 @@ def create_api_token(user_id: int, name: str, *, days: int | None = None) -> Iss
     db.session.add(token)
     db.session.commit()
     return IssuedSecret(token.id, value)
+
+
+@event.listens_for(Session, "after_flush")
+def _note_write(session: Session, context: Any) -> None:
+    """Remember that the session's transaction holds flushed, uncommitted writes."""
+    session.info[_WROTE] = True
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_writes(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # committed or rolled back for good
+        session.info.pop(_WROTE, None)
+
+
+def _sqlite_busy(error: OperationalError) -> bool:
+    """Return whether ``error`` is SQLite's "database is locked" (another writer holds it)."""
+    return isinstance(error.orig, sqlite3.OperationalError) and "database is locked" in str(
+        error.orig
+    )
 
 
 def list_api_tokens(user_id: int) -> list[ApiToken]:

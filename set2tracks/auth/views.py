@@ -53,7 +53,7 @@ from set2tracks.errors import (
     Unauthorized,
     wants_problem_json,
 )
-from set2tracks.extensions import csrf, limiter, login_manager
+from set2tracks.extensions import csrf, csrf_key, limiter, login_manager
 from set2tracks.links import external_url
 
 blueprint = Blueprint("auth", __name__)
@@ -192,19 +192,14 @@ def _sign_in(user: User, *, remember: bool = False) -> None:
     current_app.session_interface.regenerate(session)  # type: ignore[attr-defined]
     # A CSRF token from before sign-in may be known to whoever planted the browser's
     # cookies: the signed-in session gets a token of its own.
-    session.pop(_csrf_field(), None)
-    g.pop(_csrf_field(), None)
+    session.pop(csrf_key(current_app), None)
+    g.pop(csrf_key(current_app), None)
     remember_token = services.record_login(user.id, remember=remember)
     if remember_token is not None:
         value = f"{user.get_id()}.{signed_in_at}.{remember_token}"
         after_this_request(lambda response: _set_remember_cookie(response, value, signed_in_at))
     elif current_app.config["REMEMBER_COOKIE_NAME"] in request.cookies:
         session["_remember"] = "clear"
-
-
-def _csrf_field() -> str:
-    name: str = current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
-    return name
 
 
 def _set_remember_cookie(response: Response, value: str, signed_in_at: int) -> Response:
@@ -233,7 +228,7 @@ def _sign_out() -> None:
     logout_user()
     current_app.session_interface.regenerate(session)  # type: ignore[attr-defined]
     session.clear()
-    g.pop(_csrf_field(), None)
+    g.pop(csrf_key(current_app), None)
     if cookie:
         # clear() wiped logout_user()'s note to Flask-Login to delete the cookie.
         session["_remember"] = "clear"
