@@ -1,5 +1,6 @@
 """Extension objects, created unbound; the app factory binds them with ``init_extensions``."""
 
+import ipaddress
 import logging
 from collections.abc import Callable
 from datetime import timedelta
@@ -52,7 +53,25 @@ def rate_limit_key() -> str:
     if _signed_in():
         # The id, never get_id(): that is the session token, a credential (keys reach logs).
         return f"user:{current_user.id}"
-    return f"ip:{get_remote_address()}"
+    return f"ip:{client_address_key()}"
+
+
+def client_address_key() -> str:
+    """Return the client's address as budgets count it: IPv4 as is, IPv6 by its /64.
+
+    One IPv6 client usually holds a whole /64: counting its addresses one by one would give
+    it endless budgets.
+    """
+    address = get_remote_address()
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 def default_rate_limit() -> str:

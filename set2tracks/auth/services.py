@@ -307,7 +307,11 @@ def invite_email(code: str) -> str | None:
 
 def authenticate(email: str, password: str) -> User | None:
     """Return the user these credentials belong to, spending the same time when none does."""
-    user = find_user_by_email(email)
+    return check_password(find_user_by_email(email), password)
+
+
+def check_password(user: User | None, password: str) -> User | None:
+    """Return ``user`` if ``password`` is theirs and they may sign in (same time for None)."""
     if user is None:
         verify_password_for_unknown_user(password)
         return None

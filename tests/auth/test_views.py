@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from sqlalchemy.orm import Session as OrmSession
 from set2tracks import create_app
 from set2tracks.auth import limits, services
 from set2tracks.auth.models import ApiToken, Invite, User, UserPreferences
-from set2tracks.extensions import db
+from set2tracks.extensions import db, rate_limit_key
 from set2tracks.queues import inline_runner
 from tests.auth.helpers import (
     NEW_PASSWORD,
@@ -437,7 +438,9 @@ def test_logout_is_post_only_and_ends_the_session(app: Flask, client: FlaskClien
 
 @pytest.fixture
 def limited_app(backends: Backends, tmp_path: Path) -> Flask:
-    return create_app(base_config(backends, tmp_path, RATELIMIT_ENABLED=True))
+    return create_app(
+        base_config(backends, tmp_path, RATELIMIT_ENABLED=True, MAIL_BACKEND="memory")
+    )
 
 
 def test_sixth_failed_sign_in_within_15_minutes_is_429(limited_app: Flask) -> None:
@@ -491,36 +494,46 @@ def _from(app: Flask, address: str) -> FlaskClient:
 
 
 @pytest.fixture
-def delays(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """The delays the sign-in slowdown asks for (none is waited)."""
-    asked: list[float] = []
-    monkeypatch.setattr(limits, "sleep", asked.append)
-    return asked
+def no_sleeping(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail any request that would hold its worker thread asleep."""
+
+    def refuse(seconds: float) -> None:
+        raise AssertionError(f"a request slept {seconds} s")
+
+    monkeypatch.setattr(time, "sleep", refuse)
 
 
-def test_failures_spread_over_addresses_slow_the_account_but_never_lock_the_owner_out(
-    limited_app: Flask, delays: list[float]
-) -> None:
-    """Review F: 10 addresses x 5 wrong passwords, and more, never refuse the right one."""
-    with limited_app.app_context():
-        make_user()
+def _spread_out_guessing(app: Flask, email: str = "ada@example.com") -> list[int]:
+    """14 addresses x 6 wrong passwords: each address spends its own budget of 5."""
     statuses = []
     for address in range(14):
-        client = _from(limited_app, f"198.51.100.{address}")
-        statuses += [login(client, "ada@example.com", f"guess {n}").status_code for n in range(6)]
+        client = _from(app, f"198.51.100.{address}")
+        statuses += [login(client, email, f"guess {n}").status_code for n in range(6)]
+    return statuses
+
+
+def test_failures_spread_over_addresses_close_the_account_to_new_browsers_at_once(
+    limited_app: Flask, no_sleeping: None
+) -> None:
+    """Review 2, number 2: past 50 failures a new browser gets a 429 offering the reset."""
+    with limited_app.app_context():
+        make_user()
+
+    statuses = _spread_out_guessing(limited_app)
     owner = login(_from(limited_app, "203.0.113.5"), "ada@example.com", PASSWORD)
 
-    assert statuses == ([401] * 5 + [429]) * 14
-    assert owner.status_code == 302
-    # Past 50 failures each try waited longer, up to the cap, and the owner's too.
-    assert delays[0] == pytest.approx(limits.SLOWDOWN_STEP)
-    assert delays == sorted(delays)
-    assert max(delays) == limits.MAX_SLOWDOWN
-    assert len(delays) == 21  # twenty failures past 50, then the owner
+    # 10 addresses spend their 5 each (50), the rest are refused without a password check.
+    assert statuses[:60] == ([401] * 5 + [429]) * 10
+    assert statuses[60:] == [429] * 24
+    assert owner.status_code == 429
+    assert int(owner.headers["Retry-After"]) > 0
+    page = owner.get_data(as_text=True)
+    assert "Too many failed sign-ins to this account recently" in page
+    assert "reset your password by email" in page
 
 
-def test_the_owners_own_browser_is_not_slowed_until_the_password_changes(
-    limited_app: Flask, delays: list[float]
+def test_the_owners_known_browser_signs_in_past_the_account_cap(
+    limited_app: Flask, no_sleeping: None
 ) -> None:
     with limited_app.app_context():
         user_id = make_user().id
@@ -531,30 +544,63 @@ def test_the_owners_own_browser_is_not_slowed_until_the_password_changes(
     assert login(other, "ada@example.com", PASSWORD).status_code == 302
     other_device = other.get_cookie(limited_app.config["DEVICE_COOKIE_NAME"])
     post(owner, "/logout")
-    for address in range(11):
-        client = _from(limited_app, f"198.51.100.{address}")
-        for n in range(5):
-            login(client, "ada@example.com", f"guess {n}")
-    asked_by_attackers = len(delays)
+    _spread_out_guessing(limited_app)
 
     assert login(owner, "ada@example.com", PASSWORD).status_code == 302
-    assert len(delays) == asked_by_attackers  # a browser the account knows waits for nothing
-    with limited_app.app_context():
-        services.change_password(user_id, PASSWORD, NEW_PASSWORD)
+    # A password changed in this browser keeps it known (its cookie follows the password).
+    csrf = csrf_token(owner)
+    changed = owner.post(
+        "/account/password",
+        data={
+            "password-current_password": PASSWORD,
+            "password-new_password": NEW_PASSWORD,
+            "password-revoke_tokens": "y",
+            "csrf_token": csrf,
+        },
+    )
+    assert changed.status_code == 302
     post(owner, "/logout")
     assert login(owner, "ada@example.com", NEW_PASSWORD).status_code == 302
-    # Its cookie named the old password: a stolen copy would no longer skip the slowdown.
-    assert len(delays) == asked_by_attackers + 1
+    # A copy of the old cookie named the old password: it no longer skips the cap.
+    stale = _from(limited_app, "203.0.113.7")
     assert device is not None
+    stale.set_cookie(limited_app.config["DEVICE_COOKIE_NAME"], device.value)
+    assert login(stale, "ada@example.com", NEW_PASSWORD).status_code == 429
     assert other_device is not None
     assert device.value != other_device.value  # each browser its own cookie
+    with limited_app.app_context():
+        assert services.authenticate("ada@example.com", NEW_PASSWORD) is not None
+        assert db.session.get(User, user_id) is not None
 
 
-def test_the_owners_sign_ins_from_new_browsers_cost_the_account_nothing(
-    limited_app: Flask, delays: list[float]
+def test_a_password_reset_lets_the_owner_in_from_a_new_browser_at_once(
+    limited_app: Flask, no_sleeping: None
 ) -> None:
     with limited_app.app_context():
         make_user()
+    _spread_out_guessing(limited_app)
+    owner = _from(limited_app, "203.0.113.5")
+    assert login(owner, "ada@example.com", PASSWORD).status_code == 429
+
+    assert post(owner, "/reset-password", {"email": "ada@example.com"}).status_code == 200
+    with limited_app.app_context():
+        link = _reset_link(limited_app)
+    assert post(owner, link, {"password": NEW_PASSWORD}).status_code == 302
+
+    assert login(owner, "ada@example.com", NEW_PASSWORD).status_code == 302
+    # The failures are forgiven: another new browser of the owner gets in too.
+    laptop = _from(limited_app, "203.0.113.9")
+    assert login(laptop, "ada@example.com", NEW_PASSWORD).status_code == 302
+
+
+def test_failures_for_a_made_up_email_never_hold_back_real_accounts(
+    limited_app: Flask, no_sleeping: None
+) -> None:
+    with limited_app.app_context():
+        make_user()
+    statuses = _spread_out_guessing(limited_app, "nobody-here@example.com")
+    # Each address still spends its own budget for that email, nothing more.
+    assert statuses == ([401] * 5 + [429]) * 14
 
     statuses = [
         login(
@@ -564,7 +610,28 @@ def test_the_owners_sign_ins_from_new_browsers_cost_the_account_nothing(
     ]
 
     assert statuses == [302] * 52
-    assert delays == []
+
+
+def test_ipv6_addresses_are_budgeted_by_their_64(limited_app: Flask, no_sleeping: None) -> None:
+    with limited_app.app_context():
+        make_user()
+    same_64 = [_from(limited_app, f"2001:db8:0:1::{n:x}") for n in range(1, 7)]
+    other_64 = _from(limited_app, "2001:db8:0:2::1")
+
+    statuses = [login(client, "ada@example.com", "a guess").status_code for client in same_64]
+    elsewhere = login(other_64, "ada@example.com", "a guess")
+
+    assert statuses == [401] * 5 + [429]
+    assert elsewhere.status_code == 401
+
+
+def test_anonymous_visitors_share_the_site_budget_of_their_ipv6_64(app: Flask) -> None:
+    keys = set()
+    for address in ("2001:db8:0:1::1", "2001:db8:0:1:ffff::2", "2001:db8:0:2::1", "192.0.2.7"):
+        with app.test_request_context("/", environ_base={"REMOTE_ADDR": address}):
+            keys.add(rate_limit_key())
+
+    assert keys == {"ip:2001:db8:0:1::/64", "ip:2001:db8:0:2::/64", "ip:192.0.2.7"}
 
 
 @pytest.mark.committing
