@@ -329,11 +329,11 @@ def register() -> Any:
 @blueprint.route("/register/confirm", methods=["GET", "POST"])
 @limiter.limit(REQUEST_LIMIT, methods=["POST"])
 def confirm_email() -> Any:
-    """Confirm a registration from its emailed link and its password (a GET changes nothing).
+    """Confirm a registration from its emailed link, choosing its password (a GET changes nothing).
 
-    The password shows that whoever confirms chose the account's password: a link mailed
-    after someone else re-registered the email confirms nothing for them. The token rides
-    in the query string, which the access log leaves out.
+    The link is the proof of the address: whoever opens it sets the password, so one typed
+    at registration by someone else never signs in. The token rides in the query string,
+    which the access log leaves out.
     """
     token = request.args.get("token", "")[:500]
     form = ConfirmEmailForm()

@@ -134,50 +134,127 @@ def test_registration_does_not_tell_whether_an_email_has_an_account(
     assert "/register/confirm?token=" in mails["newcomer@example.com"].text
 
 
-def test_a_waiting_registration_is_replaced_and_its_old_link_dies(
-    app: Flask, client: FlaskClient
+def _links_in_outbox(app: Flask, email: str) -> list[str]:
+    assert inline_runner().join(timeout=10)
+    return [
+        match.group(1)
+        for message in outbox(app)
+        if message.to == email
+        for match in re.finditer(r"https?://[^/\s]+(/register/confirm\S+)", message.text)
+    ]
+
+
+def test_the_victim_confirms_choosing_their_password_after_an_attacker_re_registers(
+    app: Flask,
 ) -> None:
-    form = {"email": "bob@example.com", "display_name": "Bob"}
-    outbox(app).clear()
-    post(client, "/register", {**form, "password": "squatters passphrase 1"})
-    squatter_link = _emailed_link(app, "/register/confirm")
-    post(client, "/register", {**form, "password": PASSWORD})
-    owner_link = _emailed_link(app, "/register/confirm")
-
-    assert post(app.test_client(), squatter_link, {"password": PASSWORD}).status_code == 400
-    assert post(client, owner_link, {"password": PASSWORD}).status_code == 302
-    assert services.authenticate("bob@example.com", PASSWORD) is not None
-    assert services.authenticate("bob@example.com", "squatters passphrase 1") is None
-
-
-def test_a_second_registration_cannot_take_over_a_waiting_one(app: Flask) -> None:
-    """Review B: the victim's click on the link a re-registration sent must not confirm it."""
+    """Review 2, number 4: a re-registration neither kills the link nor sets the password."""
     form = {"email": "vic@example.com", "display_name": "Vic"}
     attacker_password = "attackers own passphrase 7"
     victim, attacker = app.test_client(), app.test_client()
     outbox(app).clear()
     post(victim, "/register", {**form, "password": PASSWORD})
     first_link = _emailed_link(app, "/register/confirm")
-    post(attacker, "/register", {**form, "password": attacker_password})
-    second_link = _emailed_link(app, "/register/confirm")  # in the victim's inbox
+    again = post(attacker, "/register", {**form, "password": attacker_password})
 
-    first = post(victim, first_link, {"password": PASSWORD})
-    second = post(victim, second_link, {"password": PASSWORD})
-    attacker_login = login(attacker, "vic@example.com", attacker_password)
+    page = victim.get(first_link)
+    confirmed = post(victim, first_link, {"password": PASSWORD})
 
-    assert first.status_code == 400  # replaced: its link is dead
-    assert second.status_code == 400
-    assert "not the password of this registration" in second.text
-    assert attacker_login.status_code == 401
-    assert signed_in_as(victim) is None
-    # The owner takes the email back by registering again; only their password works.
-    post(victim, "/register", {**form, "password": PASSWORD})
-    assert (
-        post(victim, _emailed_link(app, "/register/confirm"), {"password": PASSWORD}).status_code
-        == 302
-    )
+    assert again.status_code == 200
+    assert "Check your inbox" in again.text  # the same answer as any registration
+    assert page.status_code == 200
+    assert "Choose your password" in page.text
+    assert confirmed.status_code == 302
     assert signed_in_as(victim) == "vic@example.com"
-    assert login(app.test_client(), "vic@example.com", attacker_password).status_code == 401
+    assert login(app.test_client(), "vic@example.com", PASSWORD).status_code == 302
+    assert login(attacker, "vic@example.com", attacker_password).status_code == 401
+    # The link worked once: the account is confirmed, a second use is refused.
+    assert (
+        post(app.test_client(), first_link, {"password": "another passphrase 99"}).status_code
+        == 400
+    )
+
+
+def test_registering_again_sends_at_most_one_link_per_10_minutes_and_keeps_the_first(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    form = {"email": "vic@example.com", "display_name": "Vic"}
+    outbox(app).clear()
+    post(app.test_client(), "/register", {**form, "password": PASSWORD})
+    for n in range(5):
+        post(app.test_client(), "/register", {**form, "password": f"squatter passphrase {n}x"})
+    within_ten_minutes = _links_in_outbox(app, "vic@example.com")
+    later = services.utcnow() + timedelta(minutes=11)
+    monkeypatch.setattr(services, "utcnow", lambda: later)
+    post(app.test_client(), "/register", {**form, "password": "squatter passphrase 9x"})
+    monkeypatch.undo()
+    links = _links_in_outbox(app, "vic@example.com")
+
+    assert len(within_ten_minutes) == 1
+    assert len(links) == 2
+    victim = app.test_client()
+    assert victim.get(links[0]).status_code == 200  # the first link still works
+    assert post(victim, links[0], {"password": NEW_PASSWORD}).status_code == 302
+    assert signed_in_as(victim) == "vic@example.com"
+
+
+def test_a_squatter_who_registered_first_cannot_keep_the_owner_out(app: Flask) -> None:
+    form = {"email": "own@example.com", "display_name": "Own"}
+    squatter_password = "squatters passphrase 1"
+    outbox(app).clear()
+    post(app.test_client(), "/register", {**form, "password": squatter_password})
+    owner = app.test_client()
+    post(owner, "/register", {**form, "password": PASSWORD})
+
+    links = _links_in_outbox(app, "own@example.com")
+    confirmed = post(owner, links[-1], {"password": PASSWORD})
+
+    assert confirmed.status_code == 302
+    assert signed_in_as(owner) == "own@example.com"
+    assert login(app.test_client(), "own@example.com", squatter_password).status_code == 401
+    assert login(app.test_client(), "own@example.com", PASSWORD).status_code == 302
+
+
+def test_confirmation_checks_the_chosen_password_and_keeps_the_link_working(
+    app: Flask, client: FlaskClient
+) -> None:
+    outbox(app).clear()
+    post(
+        client,
+        "/register",
+        {"email": "bob@example.com", "display_name": "Bob", "password": PASSWORD},
+    )
+    link = _emailed_link(app, "/register/confirm")
+
+    weak = post(client, link, {"password": "Password1234!"})
+    good = post(client, link, {"password": NEW_PASSWORD})
+
+    assert weak.status_code == 400
+    assert "too easy to guess" in weak.text
+    assert good.status_code == 302
+    assert services.authenticate("bob@example.com", NEW_PASSWORD) is not None
+
+
+def test_an_expired_waiting_registration_may_be_replaced(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    form = {"email": "old@example.com"}
+    outbox(app).clear()
+    post(app.test_client(), "/register", {**form, "display_name": "Squat", "password": PASSWORD})
+    old_link = _emailed_link(app, "/register/confirm")
+    user = services.find_user_by_email("old@example.com")
+    assert user is not None
+    user.confirmation_sent_at = services.utcnow() - timedelta(days=3)
+    db.session.commit()
+
+    post(app.test_client(), "/register", {**form, "display_name": "Owner", "password": PASSWORD})
+    new_link = _emailed_link(app, "/register/confirm")
+
+    assert new_link != old_link
+    assert post(app.test_client(), old_link, {"password": PASSWORD}).status_code == 400
+    owner = app.test_client()
+    assert post(owner, new_link, {"password": PASSWORD}).status_code == 302
+    db.session.refresh(user)
+    assert user.display_name == "Owner"
 
 
 def test_registration_without_csrf_token_is_400(client: FlaskClient) -> None:
