@@ -68,6 +68,7 @@ def test_a_removed_library_files_id_never_names_a_later_file(app: Flask) -> None
 
 # The migration that makes SQLite's ids AUTOINCREMENT, on a database holding data.
 
+AUTOINCREMENT = "e5d1a7c40b93"
 BEFORE_AUTOINCREMENT = "c3e8f19a7d42"
 NOW = "2026-11-01 12:00:00"
 # Every table that references tracks or library files has rows pointing at them: a table
@@ -203,7 +204,7 @@ def test_the_autoincrement_migration_keeps_every_row_index_and_reference(
                 connection.execute(text(statement), {"now": NOW})
         rows, structure = table_rows(), schema()
 
-        upgrade()
+        upgrade(revision=AUTOINCREMENT)  # later migrations may add columns
         upgraded_rows, upgraded = table_rows(), schema()
         sqlite = db.engine.dialect.name == "sqlite"
         if sqlite:
@@ -214,7 +215,7 @@ def test_the_autoincrement_migration_keeps_every_row_index_and_reference(
                 dangling = connection.execute(text("PRAGMA foreign_key_check")).all()
         downgrade(revision=BEFORE_AUTOINCREMENT)
         downgraded_rows, downgraded = table_rows(), schema()
-        upgrade()
+        upgrade(revision=AUTOINCREMENT)  # later migrations may add columns
         again_rows = table_rows()
         db.engine.dispose()
 
