@@ -53,6 +53,7 @@ NEW_PASSWORD = "drill another long passphrase"  # noqa: S105
 HEALTH_TOKEN = "drill-health-" + os.urandom(16).hex()
 ADMIN = "admin@drill.example"
 DJ = "dj@drill.example"
+GUESSED = "guessed@drill.example"  # the target of spread-out guessing
 SECURITY_HEADERS = (
     "Content-Security-Policy",
     "Strict-Transport-Security",
@@ -209,6 +210,7 @@ def stack(keep: bool) -> Iterator[tuple[Stack, Outbox]]:
         running.flask("db", "upgrade")
         running.flask("users", "create", ADMIN, "--admin", "--password-stdin", stdin=PASSWORD)
         running.flask("users", "create", DJ, "--password-stdin", stdin=PASSWORD)
+        running.flask("users", "create", GUESSED, "--password-stdin", stdin=PASSWORD)
         running.spawn("web", sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app")
         running.spawn("worker", sys.executable, "worker.py")
         wait_until_serving(port)
@@ -396,6 +398,32 @@ def no_lockout_of_the_owner(port: int, report: Report) -> None:
     )
 
 
+def account_cap_across_addresses(port: int, report: Report) -> None:
+    owner = Browser(port, "203.0.113.90")
+    first = owner.sign_in(GUESSED, PASSWORD)
+    device = {name: value for name, value in owner.cookies.items() if "device" in name}
+    for address in range(10):
+        guesser = Browser(port, f"198.51.100.{100 + address}")
+        for n in range(5):
+            guesser.sign_in(GUESSED, f"wrong guess {n} {PASSWORD}")
+    stranger = Browser(port, "203.0.113.91").sign_in(GUESSED, PASSWORD)
+    report.check(
+        first.status == 302
+        and stranger.status == 429
+        and bool(stranger.header("Retry-After"))
+        and "reset your password by email" in stranger.body,
+        "10 addresses x 5 wrong passwords: a new browser is refused at once, offered the reset",
+        f"first sign-in {first.status}, new browser {stranger.status}, "
+        f"Retry-After {stranger.header('Retry-After')}",
+    )
+    known = Browser(port, "203.0.113.92", device).sign_in(GUESSED, PASSWORD)
+    report.check(
+        bool(device) and known.status == 302,
+        "the owner's known browser still signs in past the account cap",
+        f"device cookie {'set' if device else 'missing'}, sign-in {known.status}",
+    )
+
+
 def secrets_stay_out_of_logs(running: Stack, outbox: Outbox, report: Report) -> None:
     port = running.port
     visitor = Browser(port, "198.51.100.20")
@@ -514,6 +542,7 @@ def main() -> int:
         remember_me_sign_out(running.port, report)
         sign_out_everywhere(running.port, report)
         no_lockout_of_the_owner(running.port, report)
+        account_cap_across_addresses(running.port, report)
         secrets_stay_out_of_logs(running, outbox, report)
         database_outage(running, report)
     say("all checks passed" if not report.failures else f"{report.failures} check(s) failed")

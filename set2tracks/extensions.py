@@ -1,5 +1,6 @@
 """Extension objects, created unbound; the app factory binds them with ``init_extensions``."""
 
+import ipaddress
 import logging
 from collections.abc import Callable
 from datetime import timedelta
@@ -52,7 +53,25 @@ def rate_limit_key() -> str:
     if _signed_in():
         # The id, never get_id(): that is the session token, a credential (keys reach logs).
         return f"user:{current_user.id}"
-    return f"ip:{get_remote_address()}"
+    return f"ip:{client_address_key()}"
+
+
+def client_address_key() -> str:
+    """Return the client's address as budgets count it: IPv4 as is, IPv6 by its /64.
+
+    One IPv6 client usually holds a whole /64: counting its addresses one by one would give
+    it endless budgets.
+    """
+    address = get_remote_address()
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 def default_rate_limit() -> str:
@@ -206,13 +225,13 @@ class GuardedSessionInterface(SessionInterface):
         if session is not None and not session:
             token = self._anonymous_csrf(app, request)
             if token is not None:
-                session[_csrf_key(app)] = token
+                session[csrf_key(app)] = token
                 session.modified = False
                 g.anonymous_csrf_token = token
         return session
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
-        csrf_token = session.get(_csrf_key(app))
+        csrf_token = session.get(csrf_key(app))
         if _worth_storing(app, session):
             if app.config["ANONYMOUS_CSRF_COOKIE_NAME"] in request.cookies:
                 # The stored session holds the token from now on.
@@ -257,10 +276,11 @@ class GuardedSessionInterface(SessionInterface):
 
 def _worth_storing(app: Flask, session: SessionMixin) -> bool:
     """Whether a session holds anything but bookkeeping and a CSRF token (the cookie's job)."""
-    return bool(set(session) - BOOKKEEPING_KEYS - {_csrf_key(app)})
+    return bool(set(session) - BOOKKEEPING_KEYS - {csrf_key(app)})
 
 
-def _csrf_key(app: Flask) -> str:
+def csrf_key(app: Flask) -> str:
+    """Return the session key (and form field name) of the CSRF token."""
     key: str = app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
     return key
 

@@ -97,9 +97,11 @@ def test_every_route_is_classified(app: Flask) -> None:
 
 def _sweep_values(owner: Any) -> dict[str, Any]:
     """Path values that exist, so refusals come from access rules, not from 404s."""
+    set_id, track_id = DjSetFactory().id, TrackFactory().id
+    db.session.commit()  # token creation refuses to run with a caller's writes pending
     return {
-        "set_id": DjSetFactory().id,
-        "track_id": TrackFactory().id,
+        "set_id": set_id,
+        "track_id": track_id,
         "token_id": create_api_token(owner.id, "sweep").id,
         "invite_id": create_invite(owner.id, email=None, days=7).id,
         "code": "not-a-real-invite-code",

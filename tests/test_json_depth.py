@@ -9,6 +9,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from set2tracks.auth.services import create_api_token
+from set2tracks.extensions import db
 from set2tracks.perimeter import MAX_JSON_DEPTH
 from tests.auth.helpers import csrf_token, sign_in
 from tests.factories import UserFactory
@@ -38,6 +39,7 @@ def test_deeply_nested_json_is_a_400_problem_on_every_json_endpoint(
     app: Flask, client: FlaskClient, body: str, credential: str
 ) -> None:
     user = UserFactory()
+    db.session.commit()  # token creation runs with no writes of the caller pending
     issued = create_api_token(user.id, "deep")
     headers = {"Content-Type": "application/json"}
     if credential == "bearer":
@@ -63,6 +65,7 @@ def test_reasonably_nested_json_still_reaches_the_view(
     app: Flask, client: FlaskClient, depth: int
 ) -> None:
     user = UserFactory()
+    db.session.commit()  # token creation runs with no writes of the caller pending
     issued = create_api_token(user.id, "shallow")
     # Nesting inside a string is text, not structure.
     name = "[[[{{{" * 100

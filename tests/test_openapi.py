@@ -172,6 +172,7 @@ def catalogue() -> Catalogue:
     draft = DjSetFactory(title="Not yet", is_published=False, published_at=None)
     hidden = DjSetFactory(title="Taken down", is_hidden=True)
     user = UserFactory(email="dj@example.com")
+    db.session.commit()  # token creation runs with no writes of the caller pending
     tokens = [create_api_token(user.id, f"script {n}").id for n in range(3)]
     # The views share the test's session: a 500 rolls it back, and would take these rows
     # with it. Committing releases the savepoint into the test's outer transaction.

@@ -129,9 +129,9 @@ class InviteForm(FlaskForm):
 
 
 class ConfirmEmailForm(FlaskForm):
-    """Confirm a registration: whoever confirms must know the password it will sign in with."""
+    """Confirm a registration from its emailed link, choosing the password it will sign in with."""
 
-    password = _password_field("The password you registered with")
+    password = _password_field("Choose your password (at least 12 characters)")
 
 
 class ConfirmForm(FlaskForm):

@@ -1,10 +1,12 @@
-"""Sign-in budgets: a hard limit per (address, account), a bounded slowdown per account.
+"""Sign-in budgets: a hard limit per (address, account), a cap per account across addresses.
 
 One address gets five wrong passwords for one account per 15 minutes, counted before the
-password is checked (parallel requests cannot squeeze in more) and given back on success.
-Across addresses an account is never refused, only slowed: past a threshold of failures from
-browsers it does not know, each try waits a little longer, up to a few seconds, so the owner
-can always sign in from a new browser while a spread-out guesser gets few tries an hour.
+password is checked (parallel requests cannot squeeze in more) and given back on success;
+an IPv6 address counts by its /64, which one client usually holds whole. Across addresses an
+account takes 50 failures per 15 minutes from browsers it does not know, then refuses them
+at once (a 429, never a wait that holds a worker). Its owner is never locked out: a browser
+the account signed in on skips the cap, and a password reset by email makes the browser it
+was done in one of those and clears the count. Unknown emails have no account-wide count.
 """
 
 from __future__ import annotations
@@ -14,34 +16,42 @@ import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from flask import Response, after_this_request, current_app, request
-from flask_limiter.util import get_remote_address
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from limits import RateLimitItem, parse
 from redis.exceptions import RedisError
 
 from set2tracks.auth import services
 from set2tracks.auth.models import User
-from set2tracks.extensions import limiter
+from set2tracks.extensions import client_address_key, limiter
 
 logger = logging.getLogger(__name__)
 
 # Failed sign-ins from one address to one account: the guessing budget of one attacker.
 FAILED_LOGIN_LIMIT = "5 per 15 minutes"
-# Failed sign-ins to one account from browsers it never signed in on, across addresses, that
-# cost no delay; each one beyond adds SLOWDOWN_STEP seconds, up to MAX_SLOWDOWN.
-ACCOUNT_FAILURES_WITHOUT_DELAY = 50
-ACCOUNT_FAILURE_WINDOW = "15 minutes"
-SLOWDOWN_STEP = 0.25
-MAX_SLOWDOWN = 3.0
+# Failed sign-ins to one account from browsers it does not know, across addresses.
+ACCOUNT_FAILURE_LIMIT = "50 per 15 minutes"
 DEVICE_SALT = "set2tracks.known-device"
 DEVICE_COOKIE_DAYS = 365
+ADDRESS_SPENT = (
+    "Too many failed sign-ins to this account from your address. "
+    "Try again in {minutes}, or reset your password."
+)
+ACCOUNT_SPENT = (
+    "Too many failed sign-ins to this account recently. If it is yours, reset your "
+    "password by email: you can then sign in from this browser."
+)
 
 
-def sleep(seconds: float) -> None:
-    """Hold the request for ``seconds`` (tests replace it to read the delays asked for)."""
-    time.sleep(seconds)
+@dataclass(frozen=True)
+class SignInAttempt:
+    """The outcome of one sign-in: the user, or why not (and when to try again)."""
+
+    user: User | None
+    refusal: str | None = None
+    retry_after: int | None = None
 
 
 def _enabled() -> bool:
@@ -66,34 +76,57 @@ def account_key(email: str) -> str:
     return services.digest(email.strip().lower())[:32]
 
 
+def _prefix() -> str:
+    prefix: str = current_app.config.get("RATELIMIT_KEY_PREFIX", "")
+    return prefix
+
+
 def _address_budget(account: str) -> tuple[RateLimitItem, tuple[str, ...]]:
-    prefix: str = current_app.config.get("RATELIMIT_KEY_PREFIX", "")
-    address = get_remote_address()
-    return parse(FAILED_LOGIN_LIMIT), (prefix, "login-failed", address, account)
+    return parse(FAILED_LOGIN_LIMIT), (_prefix(), "login-failed", client_address_key(), account)
 
 
-def _account_failures(account: str) -> tuple[RateLimitItem, tuple[str, ...]]:
-    # A counter, never a refusal: its amount is out of reach, only the count is read.
-    prefix: str = current_app.config.get("RATELIMIT_KEY_PREFIX", "")
-    return parse(f"1000000 per {ACCOUNT_FAILURE_WINDOW}"), (prefix, "login-account", account)
+def _account_budget(account: str) -> tuple[RateLimitItem, tuple[str, ...]]:
+    return parse(ACCOUNT_FAILURE_LIMIT), (_prefix(), "login-account", account)
 
 
-def spend_try(account: str) -> int | None:
-    """Count this try against the address's budget before the password is checked.
+def _seconds_left(item: RateLimitItem, keys: tuple[str, ...]) -> int:
+    reset = limiter.limiter.get_window_stats(item, *keys).reset_time
+    return max(1, int(reset - time.time()))
 
-    Return the seconds to wait when the budget is spent (the try is refused), else None.
+
+def check_sign_in(email: str, password: str) -> SignInAttempt:
+    """Check credentials within the budgets; the caller signs the user in or shows the refusal.
+
+    The account (looked up once) decides whether this browser is known to it; an email with
+    no account only spends the address's budget, so made-up emails cannot hold back real ones.
     """
-    if not _enabled():
-        return None
-    item, keys = _address_budget(account)
-    with _storage():
-        if not limiter.limiter.hit(item, *keys):
-            reset = limiter.limiter.get_window_stats(item, *keys).reset_time
-            return max(1, int(reset - time.time()))
-    return None
+    account = account_key(email)
+    holder = services.find_user_by_email(email)
+    counted = _enabled() and holder is not None and not known_device(account, holder)
+    if counted:
+        item, keys = _account_budget(account)
+        with _storage():
+            if not limiter.limiter.test(item, *keys):
+                return SignInAttempt(None, ACCOUNT_SPENT, _seconds_left(item, keys))
+    if _enabled():
+        item, keys = _address_budget(account)
+        with _storage():
+            if not limiter.limiter.hit(item, *keys):
+                seconds = _seconds_left(item, keys)
+                minutes = -(-seconds // 60)
+                wait = f"{minutes} minute{'s' if minutes != 1 else ''}"
+                return SignInAttempt(None, ADDRESS_SPENT.format(minutes=wait), seconds)
+    user = services.check_password(holder, password)
+    if user is not None:
+        _refund_try(account)
+    elif counted:
+        item, keys = _account_budget(account)
+        with _storage():
+            limiter.limiter.hit(item, *keys)
+    return SignInAttempt(user)
 
 
-def refund_try(account: str) -> None:
+def _refund_try(account: str) -> None:
     """Give back the address's failures: it proved it knows the password."""
     if not _enabled():
         return
@@ -102,31 +135,13 @@ def refund_try(account: str) -> None:
         limiter.limiter.clear(item, *keys)
 
 
-def slow_down(account: str, user: User | None) -> float:
-    """Wait as long as the account's recent failures ask, unless this browser is known.
-
-    Return the delay waited (seconds). Never refuses: the owner on a new browser gets in.
-    """
-    if not _enabled() or known_device(account, user):
-        return 0.0
-    item, keys = _account_failures(account)
-    failures = 0
-    with _storage():
-        failures = item.amount - limiter.limiter.get_window_stats(item, *keys).remaining
-    delay = min(MAX_SLOWDOWN, SLOWDOWN_STEP * (failures + 1 - ACCOUNT_FAILURES_WITHOUT_DELAY))
-    if delay > 0:
-        sleep(delay)
-        return delay
-    return 0.0
-
-
-def record_failure(account: str, user: User | None) -> None:
-    """Count a wrong password against the account, unless from a browser it knows."""
-    if not _enabled() or known_device(account, user):
+def forgive_account(user: User) -> None:
+    """Clear the account's failures: its owner just proved the address (a reset by email)."""
+    if not _enabled():
         return
-    item, keys = _account_failures(account)
+    item, keys = _account_budget(account_key(user.email))
     with _storage():
-        limiter.limiter.hit(item, *keys)
+        limiter.limiter.clear(item, *keys)
 
 
 def _device_serializer() -> URLSafeTimedSerializer:
@@ -149,8 +164,9 @@ def known_device(account: str, user: User | None) -> bool:
     )
 
 
-def remember_device(account: str, user: User) -> None:
+def remember_device(user: User) -> None:
     """Mark this browser as one the account signed in on (dies with a new password)."""
+    account = account_key(user.email)
     # The nonce makes every device's cookie its own; the serializer adds the time.
     value = str(
         _device_serializer().dumps(

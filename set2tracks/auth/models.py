@@ -36,6 +36,8 @@ class User(UserMixin, TimestampMixin, db.Model):  # type: ignore[name-defined]
     # None while a self-service registration waits for its owner to open the emailed link:
     # until then nobody can sign in to it, so registering tells nothing about an address.
     email_confirmed_at: Mapped[datetime | None]
+    # When the registration's confirmation link was last emailed (a re-send waits 10 minutes).
+    confirmation_sent_at: Mapped[datetime | None]
     last_login_at: Mapped[datetime | None]
 
     preferences: Mapped[UserPreferences] = relationship(

@@ -11,14 +11,16 @@ import hashlib
 import hmac
 import logging
 import secrets
+import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, event, func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, SessionTransaction
 
 from set2tracks.auth.models import ApiToken, Invite, User, UserPreferences
 from set2tracks.auth.passwords import (
@@ -40,6 +42,7 @@ CONFIRM_SALT = "set2tracks.confirm-email"
 INVITE_DAYS = (1, 7, 30)
 TOKEN_EXPIRY_DAYS = (30, 90, 365)
 MAX_ACTIVE_TOKENS = 20
+_WROTE = "set2tracks.flushed_writes"  # session.info key: the transaction has written rows
 # A token's last use is written at most this often: a busy script must not turn every API
 # read into a write on one row.
 LAST_USED_PRECISION = timedelta(minutes=1)
@@ -48,10 +51,9 @@ INVALID_RESET_LINK = "This reset link has expired or was already used. Ask for a
 INVALID_CONFIRMATION_LINK = (
     "This confirmation link has expired or was already used. Register again."
 )
-NOT_THIS_REGISTRATION = (
-    "This is not the password of this registration. If you registered again, use the newest "
-    "link; if someone else registered your email, register again to get a link of your own."
-)
+# A waiting registration's link is emailed again at most this often, however often its
+# address is registered: nobody can mail-bomb an inbox through the sign-up form.
+CONFIRMATION_RESEND_INTERVAL = timedelta(minutes=10)
 
 
 def digest(secret: str) -> str:
@@ -128,8 +130,9 @@ def register(email: str, display_name: str, password: str, invite_code: str | No
     address; every other accepted registration answers "check your inbox". The invite is
     checked first, then the password policy; the password is always hashed. A new email gets
     an account waiting for confirmation; an email with an account gets a note to its owner.
-    A waiting registration is replaced by this one (a squatter cannot hold an email): its
-    links die, and the new link confirms only for whoever knows the new password.
+    A waiting registration whose links still work is never replaced (that would kill the
+    link in its owner's inbox): registering it again re-sends a link, at most once per 10
+    minutes. The password is chosen when the link is opened, so a squatter's never survives.
     """
     mode = current_app.config["SIGNUP_MODE"]
     if mode == "closed":
@@ -141,11 +144,15 @@ def register(email: str, display_name: str, password: str, invite_code: str | No
     _check_password(password, email, display_name, "password")
     password_hash = hash_password(password)
     proven = invite is not None and invite.email is not None
+    send_link = False
     try:
         user = find_user_by_email(email)
         taken = user is not None and user.is_confirmed
-        if user is None or not taken:
+        if user is None or (not taken and (proven or _links_expired(user))):
             user = _waiting_registration(user, email, display_name, password_hash, proven)
+            send_link = not proven
+        elif not taken:
+            send_link = _claim_resend(user.id)
         if invite_code:
             # Spent even when the email had an account: an invite that survived would tell
             # its holder that the address is taken.
@@ -163,19 +170,47 @@ def register(email: str, display_name: str, password: str, invite_code: str | No
     elif proven:
         logger.info("account created", extra={"event": "register", "user": user.id})
         return user
-    else:
+    elif send_link:
         enqueue("set2tracks.auth.jobs.send_email_confirmation", user.id, queue="high")
     return None
+
+
+def _links_expired(user: User) -> bool:
+    """Return whether every confirmation link of a waiting registration has expired."""
+    max_age = timedelta(seconds=current_app.config["EMAIL_CONFIRMATION_MAX_AGE"])
+    sent = user.confirmation_sent_at
+    return sent is None or sent <= utcnow() - max_age
+
+
+def _claim_resend(user_id: int) -> bool:
+    """Note a new link for a waiting registration unless one went out in the last 10 minutes.
+
+    One conditional UPDATE: of many registrations at once, one gets to send.
+    """
+    now = utcnow()
+    claimed = db.session.execute(
+        update(User)
+        .where(
+            User.id == user_id,
+            User.email_confirmed_at.is_(None),
+            (User.confirmation_sent_at.is_(None))
+            | (User.confirmation_sent_at <= now - CONFIRMATION_RESEND_INTERVAL),
+        )
+        .values(confirmation_sent_at=now)
+        .returning(User.id)
+    ).first()
+    return claimed is not None
 
 
 def _waiting_registration(
     user: User | None, email: str, display_name: str, password_hash: str, proven: bool
 ) -> User:
-    """Write a new registration, or replace a waiting one, and flush it (no commit)."""
+    """Write a new registration, or replace an expired waiting one, and flush it (no commit)."""
     user = user or User(email=email, preferences=UserPreferences())
     user.password_hash, user.display_name = password_hash, display_name
-    user.email_confirmed_at = utcnow() if proven else None
-    # A new token also kills the links of a waiting registration this one replaces.
+    now = utcnow()
+    user.email_confirmed_at = now if proven else None
+    user.confirmation_sent_at = None if proven else now
     user.session_token = new_session_token()
     db.session.add(user)
     db.session.flush()
@@ -236,19 +271,15 @@ def _link_user(
 
 
 def make_confirmation_token(user: User) -> str:
-    """Return the link token confirming ``user``'s registration (dead once re-registered)."""
-    return str(
-        _confirm_serializer().dumps(
-            {"u": user.id, "s": digest(user.session_token)[:16], "p": password_fingerprint(user)}
-        )
-    )
+    """Return the link token confirming ``user``'s registration (single use)."""
+    return str(_confirm_serializer().dumps({"u": user.id, "s": digest(user.session_token)[:16]}))
 
 
 def user_for_confirmation_token(token: str) -> User:
     """Return the account waiting for the confirmation this token carries.
 
-    The token names the registration's session token and password: a later registration of
-    the same email (which sets both anew) kills it.
+    The token names the registration's session token, which confirmation (and replacing an
+    expired registration) sets anew: a link works once, and for its own registration only.
     """
     message = INVALID_CONFIRMATION_LINK
     user, data = _link_user(_confirm_serializer(), token, "EMAIL_CONFIRMATION_MAX_AGE", message)
@@ -257,31 +288,32 @@ def user_for_confirmation_token(token: str) -> User:
         or user.is_confirmed
         or not user.is_active
         or not hmac.compare_digest(str(data.get("s")), digest(user.session_token)[:16])
-        or not hmac.compare_digest(str(data.get("p")), password_fingerprint(user))
     ):
         raise InvalidInput(message)
     return user
 
 
 def confirm_email(token: str, password: str) -> User:
-    """Confirm a waiting registration for whoever knows its password; they can sign in now.
+    """Confirm a waiting registration with the password chosen now; they can sign in.
 
-    The password proves that the person clicking the link chose the password the account
-    will have: a link mailed for someone else's registration of this email confirms nothing.
+    Only the inbox has the link: whoever opens it owns the address and chooses the password,
+    so a password typed at registration by someone else never opens the account.
     """
     user = user_for_confirmation_token(token)
-    if not verify_password(user.password_hash, password):
-        message = NOT_THIS_REGISTRATION
-        raise InvalidInput(message, fields={"password": [message]})
+    _check_password(password, user.email, user.display_name, "password")
     confirmed = db.session.execute(
         update(User)
         .where(
             User.id == user.id,
             User.email_confirmed_at.is_(None),
-            # Not replaced by another registration while the password was checked.
-            User.password_hash == user.password_hash,
+            # The link's registration, not confirmed by a racing request meanwhile.
+            User.session_token == user.session_token,
         )
-        .values(email_confirmed_at=utcnow())
+        .values(
+            email_confirmed_at=utcnow(),
+            password_hash=hash_password(password),
+            session_token=new_session_token(),
+        )
         .returning(User.id)
     ).first()
     db.session.commit()
@@ -304,7 +336,11 @@ def invite_email(code: str) -> str | None:
 
 def authenticate(email: str, password: str) -> User | None:
     """Return the user these credentials belong to, spending the same time when none does."""
-    user = find_user_by_email(email)
+    return check_password(find_user_by_email(email), password)
+
+
+def check_password(user: User | None, password: str) -> User | None:
+    """Return ``user`` if ``password`` is theirs and they may sign in (same time for None)."""
     if user is None:
         verify_password_for_unknown_user(password)
         return None
@@ -513,15 +549,21 @@ def create_api_token(user_id: int, name: str, *, days: int | None = None) -> Iss
         message = "Choose how long the token is valid."
         raise InvalidInput(message, fields={"expires_in_days": [message]})
     now = utcnow()
+    if db.session.new or db.session.dirty or db.session.deleted or db.session.info.get(_WROTE):
+        # Ending the snapshot below must never save a caller's half-done work with a token.
+        raise RuntimeError("create_api_token needs a session without uncommitted changes")
+    # End the request's read snapshot (it holds reads only, checked above), then lock before
+    # counting: two requests at once must not both slip under the cap. An UPDATE locks the
+    # row on PostgreSQL and the database on SQLite (which ignores FOR UPDATE); a stale SQLite
+    # snapshot could not be upgraded to a write.
+    db.session.commit()
     try:
-        # End the request's read snapshot, then lock before counting: two requests at once
-        # must not both slip under the cap. An UPDATE locks the row on PostgreSQL and the
-        # database on SQLite (which ignores FOR UPDATE); a stale SQLite snapshot could not.
-        db.session.commit()
         db.session.execute(update(User).where(User.id == user_id).values(id=User.id))
-    except OperationalError:
+    except OperationalError as error:
         db.session.rollback()
-        raise Conflict("Another token is being created right now: try again.") from None
+        if _sqlite_busy(error):
+            raise Conflict("Another token is being created right now: try again.") from None
+        raise  # an outage or a lock timeout elsewhere: the error handler answers 503
     active = db.session.scalar(
         select(func.count())
         .select_from(ApiToken)
@@ -543,6 +585,25 @@ def create_api_token(user_id: int, name: str, *, days: int | None = None) -> Iss
     db.session.add(token)
     db.session.commit()
     return IssuedSecret(token.id, value)
+
+
+@event.listens_for(Session, "after_flush")
+def _note_write(session: Session, context: Any) -> None:
+    """Remember that the session's transaction holds flushed, uncommitted writes."""
+    session.info[_WROTE] = True
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_writes(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # committed or rolled back for good
+        session.info.pop(_WROTE, None)
+
+
+def _sqlite_busy(error: OperationalError) -> bool:
+    """Return whether ``error`` is SQLite's "database is locked" (another writer holds it)."""
+    return isinstance(error.orig, sqlite3.OperationalError) and "database is locked" in str(
+        error.orig
+    )
 
 
 def list_api_tokens(user_id: int) -> list[ApiToken]:

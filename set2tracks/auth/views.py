@@ -25,6 +25,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_login import (
     current_user,
+    decode_cookie,
     encode_cookie,
     login_required,
     login_user,
@@ -53,7 +54,7 @@ from set2tracks.errors import (
     Unauthorized,
     wants_problem_json,
 )
-from set2tracks.extensions import csrf, limiter, login_manager
+from set2tracks.extensions import csrf, csrf_key, limiter, login_manager
 from set2tracks.links import external_url
 
 blueprint = Blueprint("auth", __name__)
@@ -91,6 +92,12 @@ def _load_user(user_id: str) -> User | None:
         # Too old, or from before sign-in times were kept (whatever its age): signed out.
         session.pop("_user_id", None)
         session.pop(SIGNED_IN_AT, None)
+        cookie = request.cookies.get(current_app.config["REMEMBER_COOKIE_NAME"])
+        remembered = decode_cookie(cookie) if cookie else None
+        if cookie and (remembered is None or "." not in remembered):
+            # An old-format (or forged) remember cookie can never sign in: drop it rather
+            # than try it on every request. A current one is left for Flask-Login to try.
+            session["_remember"] = "clear"
         return None
     return services.load_user(user_id)
 
@@ -192,19 +199,16 @@ def _sign_in(user: User, *, remember: bool = False) -> None:
     current_app.session_interface.regenerate(session)  # type: ignore[attr-defined]
     # A CSRF token from before sign-in may be known to whoever planted the browser's
     # cookies: the signed-in session gets a token of its own.
-    session.pop(_csrf_field(), None)
-    g.pop(_csrf_field(), None)
+    session.pop(csrf_key(current_app), None)
+    g.pop(csrf_key(current_app), None)
     remember_token = services.record_login(user.id, remember=remember)
+    # Known to the account from now on (and again after a password change here).
+    limits.remember_device(user)
     if remember_token is not None:
         value = f"{user.get_id()}.{signed_in_at}.{remember_token}"
         after_this_request(lambda response: _set_remember_cookie(response, value, signed_in_at))
     elif current_app.config["REMEMBER_COOKIE_NAME"] in request.cookies:
         session["_remember"] = "clear"
-
-
-def _csrf_field() -> str:
-    name: str = current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
-    return name
 
 
 def _set_remember_cookie(response: Response, value: str, signed_in_at: int) -> Response:
@@ -233,7 +237,7 @@ def _sign_out() -> None:
     logout_user()
     current_app.session_interface.regenerate(session)  # type: ignore[attr-defined]
     session.clear()
-    g.pop(_csrf_field(), None)
+    g.pop(csrf_key(current_app), None)
     if cookie:
         # clear() wiped logout_user()'s note to Flask-Login to delete the cookie.
         session["_remember"] = "clear"
@@ -266,31 +270,13 @@ def login() -> Any:
     form = LoginForm()
     status, retry_after = 200, None
     if form.validate_on_submit():
-        email = _text(form.email)
-        account = limits.account_key(email)
-        retry_after = limits.spend_try(account)
-        if retry_after is None:
-            # Never refused across addresses: a spread-out guesser is slowed down instead
-            # (the account, when there is one, tells whether this browser is known to it).
-            holder = services.find_user_by_email(email)
-            limits.slow_down(account, holder)
-            user = services.authenticate(email, _text(form.password))
-            if user is not None:
-                limits.refund_try(account)
-                _sign_in(user, remember=bool(form.remember.data))
-                limits.remember_device(account, user)
-                return redirect(safe_next(request.args.get("next")))
-            limits.record_failure(account, holder)
-            form.form_errors.append("Wrong email or password.")
-            status = 401
-        else:
-            minutes = -(-retry_after // 60)
-            form.form_errors.append(
-                "Too many failed sign-ins to this account from your address. "
-                f"Try again in {minutes} minute{'s' if minutes != 1 else ''}, "
-                "or reset your password."
-            )
-            status = 429
+        attempt = limits.check_sign_in(_text(form.email), _text(form.password))
+        if attempt.user is not None:
+            _sign_in(attempt.user, remember=bool(form.remember.data))
+            return redirect(safe_next(request.args.get("next")))
+        retry_after = attempt.retry_after
+        form.form_errors.append(attempt.refusal or "Wrong email or password.")
+        status = 401 if retry_after is None else 429
     elif form.errors:
         status = 400
     response = Response(render_template("auth/login.html", form=form), status=status)
@@ -343,11 +329,11 @@ def register() -> Any:
 @blueprint.route("/register/confirm", methods=["GET", "POST"])
 @limiter.limit(REQUEST_LIMIT, methods=["POST"])
 def confirm_email() -> Any:
-    """Confirm a registration from its emailed link and its password (a GET changes nothing).
+    """Confirm a registration from its emailed link, choosing its password (a GET changes nothing).
 
-    The password shows that whoever confirms chose the account's password: a link mailed
-    after someone else re-registered the email confirms nothing for them. The token rides
-    in the query string, which the access log leaves out.
+    The link is the proof of the address: whoever opens it sets the password, so one typed
+    at registration by someone else never signs in. The token rides in the query string,
+    which the access log leaves out.
     """
     token = request.args.get("token", "")[:500]
     form = ConfirmEmailForm()
@@ -406,11 +392,15 @@ def reset_password(token: str) -> Any:
         return render_template("auth/reset_invalid.html", message=error.detail), 400
     if form.validate_on_submit():
         try:
-            services.reset_password(token, _text(form.password))
+            user = services.reset_password(token, _text(form.password))
         except DomainError as error:
             _form_error(form, error)
         else:
             _sign_out()
+            # The inbox proved the owner: this browser skips the account's cap from now on,
+            # and the failures that had shut the account to new browsers are forgiven.
+            limits.remember_device(user)
+            limits.forgive_account(user)
             flash("Your password is changed and your API tokens are revoked. Sign in.")
             return redirect(url_for("auth.login"))
     status = 400 if form.errors or form.form_errors else 200

@@ -81,15 +81,28 @@ def meeting_before_update(table: str, parties: int = 2) -> Iterator[None]:
     Whatever checks a thread makes before writing are then all made before anyone writes:
     a check-then-update lets every thread through, every time; a conditional UPDATE does not.
     """
+    with _meeting_before(f"UPDATE {table.upper()} ", parties):
+        yield
+
+
+@contextlib.contextmanager
+def meeting_before_insert(table: str, parties: int = 2) -> Iterator[None]:
+    """Hold each thread's first INSERT into ``table`` until every thread reaches its own."""
+    with _meeting_before(f"INSERT INTO {table.upper()} ", parties):
+        yield
+
+
+@contextlib.contextmanager
+def _meeting_before(prefix: str, parties: int) -> Iterator[None]:
+    """Hold each thread's first statement starting with ``prefix`` until all have one (or 3 s)."""
     barrier = threading.Barrier(parties)
     waited = threading.local()
-    prefix = f"UPDATE {table.upper()} "
 
     def meet(*args: Any) -> None:
         statement = str(args[2]).lstrip().upper()
         if statement.startswith(prefix) and not getattr(waited, "done", False):
             waited.done = True
-            # A thread whose update waits on another's row lock never arrives: go on.
+            # A thread whose statement waits on another's lock never arrives: go on.
             with contextlib.suppress(threading.BrokenBarrierError):
                 barrier.wait(timeout=3)
 

@@ -434,6 +434,8 @@ def test_an_old_format_remember_cookie_or_session_signs_nobody_in(app: Flask) ->
         session["_fresh"] = True
 
     assert signed_in_as(old_cookie) is None
+    # The browser is told to drop it, rather than send it (and have it tried) forever.
+    assert remember_cookie(app, old_cookie) is None
     assert old_cookie.get("/account").status_code == 302
     assert signed_in_as(old_session) is None
     # Nothing is left to sign in with later either.

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import re
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from flask import Flask
 from sqlalchemy import event, select
+from sqlalchemy.exc import OperationalError
 
 from set2tracks.auth import services
 from set2tracks.auth.models import ApiToken, User, UserPreferences
@@ -22,6 +21,7 @@ from tests.auth.helpers import (
     csrf_token,
     login,
     make_user,
+    meeting_before_insert,
     meeting_before_update,
     post,
 )
@@ -166,24 +166,6 @@ def test_last_used_is_written_at_most_once_a_minute(app: Flask) -> None:
     assert token.last_used_at > recent
 
 
-@contextlib.contextmanager
-def meeting_before_insert(table: str, parties: int = 2) -> Iterator[None]:
-    """Hold each thread's INSERT into ``table`` until every thread reaches its own (or 3 s)."""
-    barrier = threading.Barrier(parties)
-    prefix = f"INSERT INTO {table.upper()} "
-
-    def meet(*args: Any) -> None:
-        if str(args[2]).lstrip().upper().startswith(prefix):
-            with contextlib.suppress(threading.BrokenBarrierError):
-                barrier.wait(timeout=3)
-
-    event.listen(db.engine, "before_cursor_execute", meet)
-    try:
-        yield
-    finally:
-        event.remove(db.engine, "before_cursor_execute", meet)
-
-
 @pytest.mark.committing
 def test_two_token_creations_racing_at_the_cap_make_one_token_and_no_error(app: Flask) -> None:
     """Both requests have read the account (as the signed-in request does) before writing."""
@@ -216,6 +198,51 @@ def test_two_token_creations_racing_at_the_cap_make_one_token_and_no_error(app: 
     assert sorted(outcomes) == ["created", "refused"]
     with app.app_context():
         assert len(services.list_api_tokens(user_id)) == services.MAX_ACTIVE_TOKENS
+
+
+# --- review 2, number 5: token creation saves only the token -------------------------------
+
+
+@pytest.mark.committing
+def test_creating_a_token_never_saves_the_callers_unsaved_changes(app: Flask) -> None:
+    """The lock before counting must not commit whatever the caller left half done."""
+    with app.app_context():
+        user = make_user()
+        user_id = user.id
+        user.display_name = "Half done"
+        with pytest.raises(RuntimeError):
+            services.create_api_token(user_id, "script")
+        db.session.rollback()
+    with app.app_context():
+        saved = db.session.get(User, user_id)
+        assert saved is not None
+        assert saved.display_name == "Ada"
+        assert services.list_api_tokens(user_id) == []
+
+
+@pytest.mark.postgres
+@pytest.mark.committing
+def test_a_database_lock_timeout_is_not_passed_off_as_a_concurrent_creation(app: Flask) -> None:
+    """Only SQLite's "database is locked" means another creation: a PostgreSQL error is a 503."""
+    with app.app_context():
+        user_id = make_user().id
+        blocker = db.engine.connect()
+        holding = blocker.begin()
+        blocker.execute(select(User).where(User.id == user_id).with_for_update())
+
+        def short_lock_timeout(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            if statement.lstrip().upper().startswith("UPDATE USERS "):
+                cursor.execute("SET LOCAL lock_timeout = '100ms'")
+
+        event.listen(db.engine, "before_cursor_execute", short_lock_timeout)
+        try:
+            with pytest.raises(OperationalError):
+                services.create_api_token(user_id, "script")
+        finally:
+            event.remove(db.engine, "before_cursor_execute", short_lock_timeout)
+            holding.rollback()
+            blocker.close()
+        assert services.list_api_tokens(user_id) == []
 
 
 # --- item 18: one reset link sets one password, even under concurrent use ------------------

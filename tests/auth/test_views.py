@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from sqlalchemy.orm import Session as OrmSession
 from set2tracks import create_app
 from set2tracks.auth import limits, services
 from set2tracks.auth.models import ApiToken, Invite, User, UserPreferences
-from set2tracks.extensions import db
+from set2tracks.extensions import db, rate_limit_key
 from set2tracks.queues import inline_runner
 from tests.auth.helpers import (
     NEW_PASSWORD,
@@ -133,50 +134,127 @@ def test_registration_does_not_tell_whether_an_email_has_an_account(
     assert "/register/confirm?token=" in mails["newcomer@example.com"].text
 
 
-def test_a_waiting_registration_is_replaced_and_its_old_link_dies(
-    app: Flask, client: FlaskClient
+def _links_in_outbox(app: Flask, email: str) -> list[str]:
+    assert inline_runner().join(timeout=10)
+    return [
+        match.group(1)
+        for message in outbox(app)
+        if message.to == email
+        for match in re.finditer(r"https?://[^/\s]+(/register/confirm\S+)", message.text)
+    ]
+
+
+def test_the_victim_confirms_choosing_their_password_after_an_attacker_re_registers(
+    app: Flask,
 ) -> None:
-    form = {"email": "bob@example.com", "display_name": "Bob"}
-    outbox(app).clear()
-    post(client, "/register", {**form, "password": "squatters passphrase 1"})
-    squatter_link = _emailed_link(app, "/register/confirm")
-    post(client, "/register", {**form, "password": PASSWORD})
-    owner_link = _emailed_link(app, "/register/confirm")
-
-    assert post(app.test_client(), squatter_link, {"password": PASSWORD}).status_code == 400
-    assert post(client, owner_link, {"password": PASSWORD}).status_code == 302
-    assert services.authenticate("bob@example.com", PASSWORD) is not None
-    assert services.authenticate("bob@example.com", "squatters passphrase 1") is None
-
-
-def test_a_second_registration_cannot_take_over_a_waiting_one(app: Flask) -> None:
-    """Review B: the victim's click on the link a re-registration sent must not confirm it."""
+    """Review 2, number 4: a re-registration neither kills the link nor sets the password."""
     form = {"email": "vic@example.com", "display_name": "Vic"}
     attacker_password = "attackers own passphrase 7"
     victim, attacker = app.test_client(), app.test_client()
     outbox(app).clear()
     post(victim, "/register", {**form, "password": PASSWORD})
     first_link = _emailed_link(app, "/register/confirm")
-    post(attacker, "/register", {**form, "password": attacker_password})
-    second_link = _emailed_link(app, "/register/confirm")  # in the victim's inbox
+    again = post(attacker, "/register", {**form, "password": attacker_password})
 
-    first = post(victim, first_link, {"password": PASSWORD})
-    second = post(victim, second_link, {"password": PASSWORD})
-    attacker_login = login(attacker, "vic@example.com", attacker_password)
+    page = victim.get(first_link)
+    confirmed = post(victim, first_link, {"password": PASSWORD})
 
-    assert first.status_code == 400  # replaced: its link is dead
-    assert second.status_code == 400
-    assert "not the password of this registration" in second.text
-    assert attacker_login.status_code == 401
-    assert signed_in_as(victim) is None
-    # The owner takes the email back by registering again; only their password works.
-    post(victim, "/register", {**form, "password": PASSWORD})
-    assert (
-        post(victim, _emailed_link(app, "/register/confirm"), {"password": PASSWORD}).status_code
-        == 302
-    )
+    assert again.status_code == 200
+    assert "Check your inbox" in again.text  # the same answer as any registration
+    assert page.status_code == 200
+    assert "Choose your password" in page.text
+    assert confirmed.status_code == 302
     assert signed_in_as(victim) == "vic@example.com"
-    assert login(app.test_client(), "vic@example.com", attacker_password).status_code == 401
+    assert login(app.test_client(), "vic@example.com", PASSWORD).status_code == 302
+    assert login(attacker, "vic@example.com", attacker_password).status_code == 401
+    # The link worked once: the account is confirmed, a second use is refused.
+    assert (
+        post(app.test_client(), first_link, {"password": "another passphrase 99"}).status_code
+        == 400
+    )
+
+
+def test_registering_again_sends_at_most_one_link_per_10_minutes_and_keeps_the_first(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    form = {"email": "vic@example.com", "display_name": "Vic"}
+    outbox(app).clear()
+    post(app.test_client(), "/register", {**form, "password": PASSWORD})
+    for n in range(5):
+        post(app.test_client(), "/register", {**form, "password": f"squatter passphrase {n}x"})
+    within_ten_minutes = _links_in_outbox(app, "vic@example.com")
+    later = services.utcnow() + timedelta(minutes=11)
+    monkeypatch.setattr(services, "utcnow", lambda: later)
+    post(app.test_client(), "/register", {**form, "password": "squatter passphrase 9x"})
+    monkeypatch.undo()
+    links = _links_in_outbox(app, "vic@example.com")
+
+    assert len(within_ten_minutes) == 1
+    assert len(links) == 2
+    victim = app.test_client()
+    assert victim.get(links[0]).status_code == 200  # the first link still works
+    assert post(victim, links[0], {"password": NEW_PASSWORD}).status_code == 302
+    assert signed_in_as(victim) == "vic@example.com"
+
+
+def test_a_squatter_who_registered_first_cannot_keep_the_owner_out(app: Flask) -> None:
+    form = {"email": "own@example.com", "display_name": "Own"}
+    squatter_password = "squatters passphrase 1"
+    outbox(app).clear()
+    post(app.test_client(), "/register", {**form, "password": squatter_password})
+    owner = app.test_client()
+    post(owner, "/register", {**form, "password": PASSWORD})
+
+    links = _links_in_outbox(app, "own@example.com")
+    confirmed = post(owner, links[-1], {"password": PASSWORD})
+
+    assert confirmed.status_code == 302
+    assert signed_in_as(owner) == "own@example.com"
+    assert login(app.test_client(), "own@example.com", squatter_password).status_code == 401
+    assert login(app.test_client(), "own@example.com", PASSWORD).status_code == 302
+
+
+def test_confirmation_checks_the_chosen_password_and_keeps_the_link_working(
+    app: Flask, client: FlaskClient
+) -> None:
+    outbox(app).clear()
+    post(
+        client,
+        "/register",
+        {"email": "bob@example.com", "display_name": "Bob", "password": PASSWORD},
+    )
+    link = _emailed_link(app, "/register/confirm")
+
+    weak = post(client, link, {"password": "Password1234!"})
+    good = post(client, link, {"password": NEW_PASSWORD})
+
+    assert weak.status_code == 400
+    assert "too easy to guess" in weak.text
+    assert good.status_code == 302
+    assert services.authenticate("bob@example.com", NEW_PASSWORD) is not None
+
+
+def test_an_expired_waiting_registration_may_be_replaced(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    form = {"email": "old@example.com"}
+    outbox(app).clear()
+    post(app.test_client(), "/register", {**form, "display_name": "Squat", "password": PASSWORD})
+    old_link = _emailed_link(app, "/register/confirm")
+    user = services.find_user_by_email("old@example.com")
+    assert user is not None
+    user.confirmation_sent_at = services.utcnow() - timedelta(days=3)
+    db.session.commit()
+
+    post(app.test_client(), "/register", {**form, "display_name": "Owner", "password": PASSWORD})
+    new_link = _emailed_link(app, "/register/confirm")
+
+    assert new_link != old_link
+    assert post(app.test_client(), old_link, {"password": PASSWORD}).status_code == 400
+    owner = app.test_client()
+    assert post(owner, new_link, {"password": PASSWORD}).status_code == 302
+    db.session.refresh(user)
+    assert user.display_name == "Owner"
 
 
 def test_registration_without_csrf_token_is_400(client: FlaskClient) -> None:
@@ -437,7 +515,9 @@ def test_logout_is_post_only_and_ends_the_session(app: Flask, client: FlaskClien
 
 @pytest.fixture
 def limited_app(backends: Backends, tmp_path: Path) -> Flask:
-    return create_app(base_config(backends, tmp_path, RATELIMIT_ENABLED=True))
+    return create_app(
+        base_config(backends, tmp_path, RATELIMIT_ENABLED=True, MAIL_BACKEND="memory")
+    )
 
 
 def test_sixth_failed_sign_in_within_15_minutes_is_429(limited_app: Flask) -> None:
@@ -491,36 +571,46 @@ def _from(app: Flask, address: str) -> FlaskClient:
 
 
 @pytest.fixture
-def delays(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """The delays the sign-in slowdown asks for (none is waited)."""
-    asked: list[float] = []
-    monkeypatch.setattr(limits, "sleep", asked.append)
-    return asked
+def no_sleeping(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail any request that would hold its worker thread asleep."""
+
+    def refuse(seconds: float) -> None:
+        raise AssertionError(f"a request slept {seconds} s")
+
+    monkeypatch.setattr(time, "sleep", refuse)
 
 
-def test_failures_spread_over_addresses_slow_the_account_but_never_lock_the_owner_out(
-    limited_app: Flask, delays: list[float]
-) -> None:
-    """Review F: 10 addresses x 5 wrong passwords, and more, never refuse the right one."""
-    with limited_app.app_context():
-        make_user()
+def _spread_out_guessing(app: Flask, email: str = "ada@example.com") -> list[int]:
+    """14 addresses x 6 wrong passwords: each address spends its own budget of 5."""
     statuses = []
     for address in range(14):
-        client = _from(limited_app, f"198.51.100.{address}")
-        statuses += [login(client, "ada@example.com", f"guess {n}").status_code for n in range(6)]
+        client = _from(app, f"198.51.100.{address}")
+        statuses += [login(client, email, f"guess {n}").status_code for n in range(6)]
+    return statuses
+
+
+def test_failures_spread_over_addresses_close_the_account_to_new_browsers_at_once(
+    limited_app: Flask, no_sleeping: None
+) -> None:
+    """Review 2, number 2: past 50 failures a new browser gets a 429 offering the reset."""
+    with limited_app.app_context():
+        make_user()
+
+    statuses = _spread_out_guessing(limited_app)
     owner = login(_from(limited_app, "203.0.113.5"), "ada@example.com", PASSWORD)
 
-    assert statuses == ([401] * 5 + [429]) * 14
-    assert owner.status_code == 302
-    # Past 50 failures each try waited longer, up to the cap, and the owner's too.
-    assert delays[0] == pytest.approx(limits.SLOWDOWN_STEP)
-    assert delays == sorted(delays)
-    assert max(delays) == limits.MAX_SLOWDOWN
-    assert len(delays) == 21  # twenty failures past 50, then the owner
+    # 10 addresses spend their 5 each (50), the rest are refused without a password check.
+    assert statuses[:60] == ([401] * 5 + [429]) * 10
+    assert statuses[60:] == [429] * 24
+    assert owner.status_code == 429
+    assert int(owner.headers["Retry-After"]) > 0
+    page = owner.get_data(as_text=True)
+    assert "Too many failed sign-ins to this account recently" in page
+    assert "reset your password by email" in page
 
 
-def test_the_owners_own_browser_is_not_slowed_until_the_password_changes(
-    limited_app: Flask, delays: list[float]
+def test_the_owners_known_browser_signs_in_past_the_account_cap(
+    limited_app: Flask, no_sleeping: None
 ) -> None:
     with limited_app.app_context():
         user_id = make_user().id
@@ -531,30 +621,63 @@ def test_the_owners_own_browser_is_not_slowed_until_the_password_changes(
     assert login(other, "ada@example.com", PASSWORD).status_code == 302
     other_device = other.get_cookie(limited_app.config["DEVICE_COOKIE_NAME"])
     post(owner, "/logout")
-    for address in range(11):
-        client = _from(limited_app, f"198.51.100.{address}")
-        for n in range(5):
-            login(client, "ada@example.com", f"guess {n}")
-    asked_by_attackers = len(delays)
+    _spread_out_guessing(limited_app)
 
     assert login(owner, "ada@example.com", PASSWORD).status_code == 302
-    assert len(delays) == asked_by_attackers  # a browser the account knows waits for nothing
-    with limited_app.app_context():
-        services.change_password(user_id, PASSWORD, NEW_PASSWORD)
+    # A password changed in this browser keeps it known (its cookie follows the password).
+    csrf = csrf_token(owner)
+    changed = owner.post(
+        "/account/password",
+        data={
+            "password-current_password": PASSWORD,
+            "password-new_password": NEW_PASSWORD,
+            "password-revoke_tokens": "y",
+            "csrf_token": csrf,
+        },
+    )
+    assert changed.status_code == 302
     post(owner, "/logout")
     assert login(owner, "ada@example.com", NEW_PASSWORD).status_code == 302
-    # Its cookie named the old password: a stolen copy would no longer skip the slowdown.
-    assert len(delays) == asked_by_attackers + 1
+    # A copy of the old cookie named the old password: it no longer skips the cap.
+    stale = _from(limited_app, "203.0.113.7")
     assert device is not None
+    stale.set_cookie(limited_app.config["DEVICE_COOKIE_NAME"], device.value)
+    assert login(stale, "ada@example.com", NEW_PASSWORD).status_code == 429
     assert other_device is not None
     assert device.value != other_device.value  # each browser its own cookie
+    with limited_app.app_context():
+        assert services.authenticate("ada@example.com", NEW_PASSWORD) is not None
+        assert db.session.get(User, user_id) is not None
 
 
-def test_the_owners_sign_ins_from_new_browsers_cost_the_account_nothing(
-    limited_app: Flask, delays: list[float]
+def test_a_password_reset_lets_the_owner_in_from_a_new_browser_at_once(
+    limited_app: Flask, no_sleeping: None
 ) -> None:
     with limited_app.app_context():
         make_user()
+    _spread_out_guessing(limited_app)
+    owner = _from(limited_app, "203.0.113.5")
+    assert login(owner, "ada@example.com", PASSWORD).status_code == 429
+
+    assert post(owner, "/reset-password", {"email": "ada@example.com"}).status_code == 200
+    with limited_app.app_context():
+        link = _reset_link(limited_app)
+    assert post(owner, link, {"password": NEW_PASSWORD}).status_code == 302
+
+    assert login(owner, "ada@example.com", NEW_PASSWORD).status_code == 302
+    # The failures are forgiven: another new browser of the owner gets in too.
+    laptop = _from(limited_app, "203.0.113.9")
+    assert login(laptop, "ada@example.com", NEW_PASSWORD).status_code == 302
+
+
+def test_failures_for_a_made_up_email_never_hold_back_real_accounts(
+    limited_app: Flask, no_sleeping: None
+) -> None:
+    with limited_app.app_context():
+        make_user()
+    statuses = _spread_out_guessing(limited_app, "nobody-here@example.com")
+    # Each address still spends its own budget for that email, nothing more.
+    assert statuses == ([401] * 5 + [429]) * 14
 
     statuses = [
         login(
@@ -564,7 +687,28 @@ def test_the_owners_sign_ins_from_new_browsers_cost_the_account_nothing(
     ]
 
     assert statuses == [302] * 52
-    assert delays == []
+
+
+def test_ipv6_addresses_are_budgeted_by_their_64(limited_app: Flask, no_sleeping: None) -> None:
+    with limited_app.app_context():
+        make_user()
+    same_64 = [_from(limited_app, f"2001:db8:0:1::{n:x}") for n in range(1, 7)]
+    other_64 = _from(limited_app, "2001:db8:0:2::1")
+
+    statuses = [login(client, "ada@example.com", "a guess").status_code for client in same_64]
+    elsewhere = login(other_64, "ada@example.com", "a guess")
+
+    assert statuses == [401] * 5 + [429]
+    assert elsewhere.status_code == 401
+
+
+def test_anonymous_visitors_share_the_site_budget_of_their_ipv6_64(app: Flask) -> None:
+    keys = set()
+    for address in ("2001:db8:0:1::1", "2001:db8:0:1:ffff::2", "2001:db8:0:2::1", "192.0.2.7"):
+        with app.test_request_context("/", environ_base={"REMOTE_ADDR": address}):
+            keys.add(rate_limit_key())
+
+    assert keys == {"ip:2001:db8:0:1::/64", "ip:2001:db8:0:2::/64", "ip:192.0.2.7"}
 
 
 @pytest.mark.committing
