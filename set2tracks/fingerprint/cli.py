@@ -150,11 +150,9 @@ def remove_command(targets: tuple[str, ...], ids: tuple[int, ...]) -> None:
     """Forget files by path, every file under a folder, or by --id."""
     _require_targets(targets, ids)
     removed, unmatched = library.remove(targets, ids)
-    for row in removed:
-        click.echo(f"removed {row.path}")
-    click.echo(f"{len(removed)} file(s) removed")
-    if unmatched:
-        raise click.ClickException("not in the library: " + ", ".join(unmatched))
+    _report(
+        [f"removed {row.path}" for row in removed], f"{len(removed)} file(s) removed", unmatched
+    )
 
 
 @library_cli.command("publish")
@@ -170,9 +168,15 @@ def publish_command(targets: tuple[str, ...], ids: tuple[int, ...]) -> None:
     """
     _require_targets(targets, ids)
     published, unmatched = library.publish(targets, ids)
-    for track in published:
-        click.echo(f"published #{track.id} {track.artist} - {track.title}")
-    click.echo(f"{len(published)} track(s) published")
+    lines = [f"published #{track.id} {track.artist} - {track.title}" for track in published]
+    _report(lines, f"{len(published)} track(s) published", unmatched)
+
+
+def _report(lines: list[str], total: str, unmatched: list[str]) -> None:
+    """Print what a command did, then fail naming the targets the library does not hold."""
+    for line in lines:
+        click.echo(line)
+    click.echo(total)
     if unmatched:
         raise click.ClickException("not in the library: " + ", ".join(unmatched))
 
