@@ -213,6 +213,20 @@ def load_config(
         validate=_check(_valid_sender, "must be an email address, optionally as 'Name <address>'"),
     )
     flask_debug = env.bool("FLASK_DEBUG", False)
+    # Submissions and the processing job (DESIGN.md, "The pipeline").
+    upload_max_mb = env.int("UPLOAD_MAX_MB", 600, validate=Range(1, 10_000))
+    upload_min_seconds = env.int("UPLOAD_MIN_SECONDS", 30, validate=Range(5, 3600))
+    set_max_seconds = env.int("SET_MAX_SECONDS", 6 * 3600, validate=Range(60, 24 * 3600))
+    submissions_per_hour = env.int("SUBMISSIONS_PER_HOUR", 10, validate=Range(1, 10_000))
+    active_submissions = env.int("ACTIVE_SUBMISSIONS", 3, validate=Range(1, 1000))
+    premium_submissions_per_hour = env.int(
+        "PREMIUM_SUBMISSIONS_PER_HOUR", 50, validate=Range(1, 10_000)
+    )
+    premium_active_submissions = env.int("PREMIUM_ACTIVE_SUBMISSIONS", 10, validate=Range(1, 1000))
+    max_attempts = env.int("MAX_ATTEMPTS", 4, validate=Range(1, 20))
+    retry_base_seconds = env.int("RETRY_BASE_SECONDS", 30, validate=Range(1, 3600))
+    # Per-job temporary folders (downloads, decoded PCM); leftovers over a day old are swept.
+    work_dir = env.path("WORK_DIR", instance / "work")
 
     try:
         env.seal()
@@ -269,6 +283,16 @@ def load_config(
         "JOB_TIMEOUT": job_timeout,
         "SMTP_URL": smtp_url or None,
         "MAIL_FROM": mail_from,
+        "UPLOAD_MAX_BYTES": upload_max_mb * 1024 * 1024,
+        "UPLOAD_MIN_SECONDS": upload_min_seconds,
+        "SET_MAX_SECONDS": set_max_seconds,
+        "SUBMISSIONS_PER_HOUR": submissions_per_hour,
+        "ACTIVE_SUBMISSIONS": active_submissions,
+        "PREMIUM_SUBMISSIONS_PER_HOUR": premium_submissions_per_hour,
+        "PREMIUM_ACTIVE_SUBMISSIONS": premium_active_submissions,
+        "MAX_ATTEMPTS": max_attempts,
+        "RETRY_BASE_SECONDS": retry_base_seconds,
+        "WORK_DIR": str(work_dir),
     }
     settings.update(_profile_settings(production, instance))
     return settings

@@ -2,7 +2,14 @@
 
 from set2tracks.auth.models import ApiToken, Invite, User, UserPreferences
 from set2tracks.fingerprint.models import FingerprintSegment, LibraryFile
-from set2tracks.sets.models import BrowsingHistory, Channel, DjSet, SetTrack, Submission
+from set2tracks.sets.models import (
+    BrowsingHistory,
+    Channel,
+    DjSet,
+    SetTrack,
+    Submission,
+    SubmissionAttempt,
+)
 from set2tracks.tracks.models import Genre, Label, RelatedTrack, Track, track_genres
 
 __all__ = [
@@ -18,6 +25,7 @@ __all__ = [
     "RelatedTrack",
     "SetTrack",
     "Submission",
+    "SubmissionAttempt",
     "Track",
     "User",
     "UserPreferences",

@@ -25,6 +25,7 @@ DOMAIN_TABLES = {
     "sets",
     "set_tracks",
     "submissions",
+    "submission_attempts",
     "browsing_history",
     "tracks",
     "labels",

@@ -1,14 +1,14 @@
 """The processing job, stage by stage: vet, fetch, decode, recognize, tracklist, enrich, save.
 
-Only the shapes that other packages rely on live here for now; the stages arrive with the
-pipeline issue.
+One RQ job per submission (``jobs.py``) runs the stages in order, each updating the
+submission's ``stage`` and ``progress``; a stage that does not apply to a source is skipped.
+What flows between the stages is one shape, ``plays.Play``: a stretch of the set with the
+track heard there, or with none.
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
-from typing import Protocol
 
 
 class Stage(enum.StrEnum):
@@ -22,24 +22,3 @@ class Stage(enum.StrEnum):
     ENRICH = "enrich"
     SAVE = "save"
     NOTIFY = "notify"
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One recognizer's answer for a stretch of a set."""
-
-    start: float
-    end: float
-    confidence: float
-    speed: float | None
-    title: str
-    artist: str
-    external_key: str
-
-
-class Recognizer(Protocol):
-    """Finds tracks in a window of mono PCM at the analysis sample rate."""
-
-    name: str
-
-    def recognize(self, samples: bytes, sample_rate: int, offset: float) -> list[Hit]: ...

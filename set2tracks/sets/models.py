@@ -130,6 +130,8 @@ class DjSet(TimestampMixin, db.Model):  # type: ignore[name-defined]
     shown_coverage: Mapped[float | None] = query_expression()
     is_published: Mapped[bool] = mapped_column(Boolean, default=False)
     is_hidden: Mapped[bool] = mapped_column(Boolean, default=False)
+    # An uploaded recording is its submitter's (and admins') alone until they publish it.
+    is_private: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     published_at: Mapped[datetime | None]
     submitted_by_id: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), index=True
@@ -209,6 +211,11 @@ class Submission(TimestampMixin, db.Model):  # type: ignore[name-defined]
     video_id: Mapped[str | None] = mapped_column(String(11), index=True)
     upload_path: Mapped[str | None] = mapped_column(String(500))
     upload_name: Mapped[str | None] = mapped_column(String(255))
+    # The upload's SHA-256: the same file sent twice while the first is active is one submission.
+    upload_sha256: Mapped[str | None] = mapped_column(String(64))
+    upload_size: Mapped[int | None] = mapped_column(BigInteger)
+    # Probed (uploads) or announced (YouTube) before any decoding.
+    duration_seconds: Mapped[float | None] = mapped_column(Float)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     priority: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[SubmissionStatus] = mapped_column(
@@ -223,6 +230,9 @@ class Submission(TimestampMixin, db.Model):  # type: ignore[name-defined]
     job_id: Mapped[str | None] = mapped_column(String(64))
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    # Written by the running job at every stage: a running submission whose job is gone and
+    # whose heartbeat is old was abandoned by a killed worker.
+    heartbeat_at: Mapped[datetime | None]
     set_id: Mapped[int | None] = mapped_column(
         ForeignKey("sets.id", ondelete="SET NULL"), index=True
     )
@@ -230,6 +240,36 @@ class Submission(TimestampMixin, db.Model):  # type: ignore[name-defined]
 
     user: Mapped[User | None] = relationship()
     dj_set: Mapped[DjSet | None] = relationship()
+    attempt_log: Mapped[list[SubmissionAttempt]] = relationship(
+        back_populates="submission",
+        cascade="all, delete-orphan",
+        order_by="SubmissionAttempt.number",
+    )
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+
+class SubmissionAttempt(db.Model):  # type: ignore[name-defined]
+    """One run of a submission's job: when, how far it got and how it ended (kept for good)."""
+
+    __tablename__ = "submission_attempts"
+    __table_args__ = (UniqueConstraint("submission_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    job_id: Mapped[str | None] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    # running, published, retrying, failed, discarded, cancelled or abandoned
+    outcome: Mapped[str] = mapped_column(String(16), default="running")
+    stage: Mapped[str | None] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(String(500))
+    error: Mapped[str | None] = mapped_column(Text)
+
+    submission: Mapped[Submission] = relationship(back_populates="attempt_log")
 
 
 _active_submission = Submission.status.in_([status.value for status in ACTIVE_STATUSES])
@@ -248,6 +288,15 @@ Index(
     Submission.created_at,
 )
 Index("ix_submissions_user_id_created_at", Submission.user_id, Submission.created_at)
+# The same upload twice from one user while the first is active: one submission.
+Index(
+    "uq_submissions_active_upload",
+    Submission.user_id,
+    Submission.upload_sha256,
+    unique=True,
+    postgresql_where=_active_submission,
+    sqlite_where=_active_submission,
+)
 
 
 class BrowsingHistory(db.Model):  # type: ignore[name-defined]
