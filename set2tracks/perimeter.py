@@ -75,13 +75,13 @@ def reads_its_own_body(view: View) -> View:
     return view
 
 
-def body_left_to_view() -> bool:
-    """Whether the matched view reads (and checks) its request body itself."""
-    view = current_app.view_functions.get(request.endpoint or "")
-    return bool(getattr(view, "reads_its_own_body", False))
-
-
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def body_left_to_view() -> bool:
+    """Whether the request carries a form that the matched view parses (and checks) itself."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    return request.mimetype in FORM_TYPES and getattr(view, "reads_its_own_body", False)
 
 
 def register_converters(app: Flask) -> None:
@@ -147,7 +147,8 @@ def require_json_body() -> None:
     has_body = bool(request.content_length) or request.headers.get("Transfer-Encoding")
     if not has_body or request.is_json:
         return
-    if body_left_to_view():
+    view = current_app.view_functions.get(request.endpoint or "")
+    if getattr(view, "reads_its_own_body", False):
         if request.mimetype not in FORM_TYPES:
             raise UnsupportedMediaType(
                 "Send the request body as application/json or multipart/form-data."

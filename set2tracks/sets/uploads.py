@@ -30,6 +30,9 @@ FILE_FIELD = "file"
 # Room for the form's other fields (CSRF token, options) and the multipart boundaries; the
 # file itself is held to UPLOAD_MAX_BYTES exactly, by the sink.
 FORM_ALLOWANCE = 64 * 1024
+# What werkzeug's multipart decoder may buffer: it reads 64 KB at a time and refuses (413)
+# a buffer over the app's form memory limit, which is those same 64 KB.
+DECODER_BUFFER = 256 * 1024
 
 
 def too_large_message() -> str:
@@ -100,6 +103,7 @@ def receive_form() -> tuple[MultiDict[str, str], ReceivedFile | None]:
     current = cast(Request, request)
     current.file_stream_factory = receiver
     current.max_content_length = config["UPLOAD_MAX_BYTES"] + FORM_ALLOWANCE
+    current.max_form_memory_size = DECODER_BUFFER
     try:
         form, files = request.form, request.files
         protect_from_csrf()
