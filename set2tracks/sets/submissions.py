@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from flask import current_app
-from sqlalchemy import ColumnElement, Select, distinct, func, select, update
+from sqlalchemy import ColumnElement, Select, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
@@ -531,7 +531,7 @@ def set_privacy(set_id: int, viewer: Viewer, *, private: bool) -> None:
 
 def _track_ids(set_id: int) -> Sequence[int]:
     return db.session.scalars(
-        select(distinct(SetTrack.track_id)).where(
-            SetTrack.set_id == set_id, SetTrack.track_id.is_not(None)
-        )
+        select(SetTrack.track_id)
+        .where(SetTrack.set_id == set_id, SetTrack.track_id.is_not(None))
+        .distinct()
     ).all()  # type: ignore[return-value]

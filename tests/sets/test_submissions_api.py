@@ -83,7 +83,8 @@ def test_an_upload_is_streamed_to_a_name_of_ours_probed_and_queued(
     stored = submission(body["id"])
     (new_file,) = stored_uploads(app) - before
     assert stored.upload_path == str(new_file)
-    assert "Sunset" not in new_file.name and ".." not in stored.upload_path
+    assert "Sunset" not in new_file.name
+    assert ".." not in stored.upload_path
     assert new_file.read_bytes() == media["mix.mp3"].read_bytes()
     assert stored.upload_sha256 == hashlib.sha256(new_file.read_bytes()).hexdigest()
     assert stored.notify_by_email is True
@@ -139,9 +140,7 @@ def test_an_upload_over_the_size_limit_is_413_and_leaves_nothing(
     assert stored_uploads(small) == set()
 
 
-def test_the_quota_is_checked_before_the_upload_is_read(
-    app: Flask, client: FlaskClient
-) -> None:
+def test_the_quota_is_checked_before_the_upload_is_read(app: Flask, client: FlaskClient) -> None:
     user = UserFactory()
     for _ in range(3):
         SubmissionFactory(user=user, status=SubmissionStatus.RUNNING)
@@ -191,7 +190,9 @@ def test_a_published_video_answers_with_its_set(client: FlaskClient) -> None:
     headers = bearer(UserFactory())
     rows = submission_count()
 
-    response = client.post(API, json={"url": f"https://www.youtube.com/watch?v={VIDEO}"}, headers=headers)
+    response = client.post(
+        API, json={"url": f"https://www.youtube.com/watch?v={VIDEO}"}, headers=headers
+    )
 
     assert response.status_code == 200
     assert (response.json["id"], response.json["title"]) == (dj_set.id, "Sunrise at Cercle")
@@ -245,7 +246,9 @@ def test_too_many_submissions_in_an_hour_is_429_until_the_oldest_leaves_the_hour
     now = utcnow()
     for minutes in range(50, 0, -5):  # 10 submissions, the oldest 50 minutes ago
         SubmissionFactory(
-            user=user, status=SubmissionStatus.PUBLISHED, created_at=now - timedelta(minutes=minutes)
+            user=user,
+            status=SubmissionStatus.PUBLISHED,
+            created_at=now - timedelta(minutes=minutes),
         )
     SubmissionFactory(
         user=user, status=SubmissionStatus.PUBLISHED, created_at=now - timedelta(minutes=61)
@@ -257,8 +260,9 @@ def test_too_many_submissions_in_an_hour_is_429_until_the_oldest_leaves_the_hour
     assert response.status_code == 429
     assert 590 <= int(response.headers["Retry-After"]) <= 601
     assert "10 submissions in the last hour" in response.json["detail"]
-    assert "try again in 10 min" in response.json["detail"] or "try again in 9 min" in (
-        response.json["detail"]
+    assert (
+        "try again in 10 min" in response.json["detail"]
+        or "try again in 9 min" in (response.json["detail"])
     )
 
 
@@ -348,9 +352,7 @@ def test_anonymous_clients_are_401_and_nothing_is_read(app: Flask, media: dict[s
     assert stored_uploads(app) == before
 
 
-def test_a_browser_session_needs_its_csrf_token(
-    app: Flask, media: dict[str, Path]
-) -> None:
+def test_a_browser_session_needs_its_csrf_token(app: Flask, media: dict[str, Path]) -> None:
     client = app.test_client()
     sign_in(client, UserFactory())
     db.session.commit()
