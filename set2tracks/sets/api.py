@@ -84,7 +84,10 @@ SUBMIT_BODY = {
     "description": "A YouTube link as JSON (or as a form), or a recording as multipart/form-data"
     " in the field `file`. The quota is checked before an upload is read.",
     "content": {
-        "application/json": {"schema": SubmitVideoArgs},
+        "application/json": {
+            "schema": SubmitVideoArgs,
+            "example": {"url": "https://youtu.be/dQw4w9WgXcQ", "notify": True},
+        },
         "multipart/form-data": {"schema": SubmitFormArgs},
         "application/x-www-form-urlencoded": {"schema": SubmitFormArgs},
     },
