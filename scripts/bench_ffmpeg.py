@@ -231,10 +231,15 @@ def versions(bare_path: str) -> dict[str, str]:
     return found
 
 
-def report(rows: list[Row], minutes: float, runs: int, one_core: bool) -> None:
+def report(
+    rows: list[Row], minutes: float, runs: int, one_core: bool, load: tuple[float, float]
+) -> None:
     """Print the table in Markdown, as the README shows it."""
-    cores = "1 core (taskset-style pinning)" if one_core else f"{os.cpu_count()} cores"
-    print(f"\n{minutes:g} min of music, median of {runs} runs, {cores}; wall s / ffmpeg CPU s\n")
+    cores = "pinned to 1 core" if one_core else f"{os.cpu_count()} cores"
+    print(
+        f"\n{minutes:g} min of music, median of {runs} runs, {cores}, load average"
+        f" {load[0]:.1f} before / {load[1]:.1f} after; wall s / ffmpeg CPU s (user + sys)\n"
+    )
     print("| file | system ffmpeg | bundled ffmpeg | change |")
     print("|---|---|---|---|")
     for row in rows:
@@ -279,16 +284,20 @@ def main() -> None:
         program = build_program(args.pk3, workdir, args.minutes)
         files = encode(program, workdir, names)
         found = versions(bare_path)
+        # Other programs' load changes the figures (FFmpeg 7+ threads suffer more): say it.
+        load_before = os.getloadavg()[0]
         rows = bench(files, args.runs, bare_path)
+        load = (load_before, os.getloadavg()[0])
     for kind, line in found.items():
         print(f"{kind}: {line}")
-    report(rows, args.minutes, args.runs, args.one_core)
+    report(rows, args.minutes, args.runs, args.one_core, load)
     if args.json is not None:
         payload = {
             "minutes": args.minutes,
             "runs": args.runs,
             "one_core": args.one_core,
             "cpus": os.cpu_count(),
+            "load_average": load,
             "versions": found,
             "rows": [asdict(row) for row in rows],
         }
