@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections.abc import Sequence
@@ -71,9 +72,7 @@ def test_a_track_dropped_over_a_longer_one_splits_it() -> None:
 def test_a_faint_play_inside_a_longer_one_is_an_echo_and_dropped(
     inner_confidence: float | None, kept: bool
 ) -> None:
-    rows = build_tracklist(
-        [play(0, 300, ALPHA, 0.9), play(100, 150, BRAVO, inner_confidence)], 300
-    )
+    rows = build_tracklist([play(0, 300, ALPHA, 0.9), play(100, 150, BRAVO, inner_confidence)], 300)
 
     titles = [title for _, _, title in layout(rows)]
     assert titles == (["Alpha", "Bravo", "Alpha"] if kept else ["Alpha"])
@@ -362,7 +361,7 @@ def assert_well_formed(rows: Sequence[Play], duration: float) -> None:
     assert rows[-1].end == duration
     for row in rows:
         assert row.end > row.start
-    for previous, row in zip(rows, rows[1:], strict=False):
+    for previous, row in itertools.pairwise(rows):
         assert previous.end == row.start
         if previous.track is None or row.track is None:
             assert previous.track is not None or row.track is not None
