@@ -52,14 +52,14 @@ def uploads() -> Uploads:
 def seen_by(client: FlaskClient, uploads: Uploads) -> dict[str, bool]:
     """Where a client finds the private set: lists, searches, its page and its API."""
     set_id = uploads.private.id
+    search = {"q": "basement"}
     return {
         "home": SECRET in client.get("/").text,
         "page list": SECRET in client.get("/sets").text,
-        "page search": SECRET in client.get("/sets", query_string={"q": "basement"}).text,
+        "page search": SECRET in client.get("/sets", query_string=search).text,
         "page": client.get(f"/sets/{set_id}").status_code == 200,
         "api list": SECRET in str(client.get("/api/v1/sets").json),
-        "api search": SECRET
-        in str(client.get("/api/v1/sets", query_string={"q": "basement"}).json),
+        "api search": SECRET in str(client.get("/api/v1/sets", query_string=search).json),
         "api": client.get(f"/api/v1/sets/{set_id}").status_code == 200,
     }
 

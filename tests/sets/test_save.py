@@ -196,7 +196,7 @@ def test_rows_no_tracklist_can_hold_are_refused_before_anything_is_written(
     submission = running_upload()
     db.session.commit()
 
-    with pytest.raises(ValueError, match="row|seconds"):
+    with pytest.raises(ValueError, match=r"row|seconds"):
         save_submission_result(submission.id, rows, SetDetails(duration))
 
     assert count(DjSet) == 0
