@@ -13,8 +13,14 @@ from sqlalchemy import func, select, text
 from set2tracks.extensions import db
 from set2tracks.pipeline.plays import TrackRef
 from set2tracks.tracks.models import Track
-from set2tracks.tracks.services import UNKNOWN_ARTIST, get_or_create_track, normal_isrc
-from tests.factories import LibraryFileFactory, TrackFactory
+from set2tracks.tracks.services import (
+    UNKNOWN_ARTIST,
+    forget_library_file,
+    get_or_create_track,
+    link_library_track,
+    normal_isrc,
+)
+from tests.factories import LibraryFileFactory, SetTrackFactory, TrackFactory
 
 
 def track_count() -> int:
@@ -186,3 +192,45 @@ def wait_for_a_lock_wait(connection: Any) -> None:
             return
         time.sleep(0.02)
     raise AssertionError("the second worker never waited for the first one's insert")
+
+
+def test_a_second_library_file_of_one_recording_gets_its_own_track_without_the_isrc(
+    app: Flask,
+) -> None:
+    catalogue = TrackFactory(isrc="GBAYE0800001")
+    first = LibraryFileFactory(isrc="GBAYE0800001")
+    second = LibraryFileFactory(isrc="GBAYE0800001", title="Alpha (other rip)")
+
+    linked = link_library_track(first)
+    db.session.flush()
+    own = link_library_track(second)
+
+    assert linked is catalogue
+    assert own is not catalogue
+    assert (own.title, own.isrc, own.is_public) == ("Alpha (other rip)", None, False)
+
+
+def test_forgetting_a_library_file_retires_a_track_nothing_else_needs(app: Flask) -> None:
+    unused = LibraryFileFactory()
+    played = LibraryFileFactory()
+    known = LibraryFileFactory()
+    for library_file in (unused, played, known):
+        link_library_track(library_file)
+    db.session.flush()
+    SetTrackFactory(track=played.track)
+    known.track.shazam_key = "555"  # type: ignore[union-attr]
+    ids = {
+        name: row.track.id  # type: ignore[union-attr]
+        for name, row in (("unused", unused), ("played", played), ("known", known))
+    }
+
+    for library_file in (unused, played, known):
+        forget_library_file(library_file.id)
+    forget_library_file(424242)  # already gone: nothing to do
+    db.session.flush()
+
+    assert db.session.get(Track, ids["unused"]) is None
+    for name in ("played", "known"):
+        kept = db.session.get(Track, ids[name])
+        assert kept is not None
+        assert kept.library_file_id is None
