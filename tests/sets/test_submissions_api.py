@@ -147,6 +147,43 @@ def test_an_upload_over_the_size_limit_is_413_and_leaves_nothing(
     assert stored_uploads(small) == set()
 
 
+def test_an_upload_cut_off_midway_leaves_nothing(app: Flask, client: FlaskClient) -> None:
+    headers = bearer(UserFactory())
+    before = stored_uploads(app)
+    head = (
+        b'--x\r\nContent-Disposition: form-data; name="file"; filename="mix.mp3"\r\n'
+        b"Content-Type: audio/mpeg\r\n\r\n"
+    )
+    sent = head + b"\xff" * 300_000  # the client goes away before the rest
+
+    response = client.post(
+        API,
+        input_stream=io.BytesIO(sent),
+        content_length=len(sent) + 200_000,
+        content_type="multipart/form-data; boundary=x",
+        headers=headers,
+    )
+
+    # werkzeug reads an unfinished form as one without its file.
+    assert response.status_code in (400, 422)
+    assert stored_uploads(app) == before
+    assert submission_count() == 0
+
+
+def test_only_multipart_bodies_may_be_large(client: FlaskClient) -> None:
+    """A URL-encoded form is read whole into memory: it keeps the app's 1 MB limit."""
+    headers = bearer(UserFactory())
+
+    response = client.post(
+        API,
+        data="url=" + "a" * 2_000_000,
+        content_type="application/x-www-form-urlencoded",
+        headers=headers,
+    )
+
+    assert response.status_code == 413
+
+
 def test_the_quota_is_checked_before_the_upload_is_read(app: Flask, client: FlaskClient) -> None:
     user = UserFactory()
     for _ in range(3):
