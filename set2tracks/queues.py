@@ -36,6 +36,7 @@ from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
 from set2tracks.extensions import db, redis_client
+from set2tracks.logs import current_job_id as logged_job_id
 from set2tracks.logs import job_logging, request_id
 
 logger = logging.getLogger(__name__)
@@ -110,6 +111,14 @@ def run_job(path: str, *args: Any) -> Any:
 
 
 RUN_JOB = f"{__name__}.run_job"
+
+
+def current_job_id() -> str | None:
+    """Return the id of the job this code runs in, on either runner; None outside jobs."""
+    rq_job = get_current_job()
+    if rq_job is not None:
+        return str(rq_job.id)
+    return logged_job_id()  # the inline runner tags its thread with the job it runs
 
 
 class RefusedJob(Exception):
