@@ -33,7 +33,7 @@ Run from the repository root::
     .venv/bin/python scripts/bench_identify.py --hour --json bench.json
     .venv/bin/python scripts/bench_identify.py --build-only --quick --keep   # mixes only
 
-Needs ffmpeg/ffprobe and ``apt-get install nexuiz-music``.
+Needs ``apt-get install nexuiz-music`` (ffmpeg: the system's, else the bundled one).
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ REPO = Path(__file__).resolve().parent.parent
 # Run as a file, the script sees scripts/ on sys.path, not the repository root.
 sys.path.insert(0, str(REPO))
 
+from set2tracks.fingerprint.audio import AudioError, ffmpeg_path  # noqa: E402
 from set2tracks.fingerprint.mixes import (  # noqa: E402
     MixPlan,
     Segment,
@@ -773,9 +774,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def missing_prerequisite(pk3: Path) -> str | None:
     """What the benchmarks need and this machine lacks, said with how to install it."""
-    missing = [tool for tool in ("ffmpeg", "ffprobe") if shutil.which(tool) is None]
-    if missing:
-        return f"{' and '.join(missing)} not found: apt-get install ffmpeg"
+    try:
+        ffmpeg_path()  # the system's, or the one imageio-ffmpeg ships
+    except AudioError as error:
+        return str(error)
     if not pk3.is_file():
         return f"{pk3} not found: apt-get install nexuiz-music"
     return None

@@ -40,8 +40,8 @@ Run from the repository root::
     .venv/bin/python scripts/bench_index_scale.py --workdir /tmp/s2t-scale --hash-model uniform
 
 A work folder given with ``--workdir`` keeps the real tracks' fingerprints and the mix for
-the next run; the index (about 3 GB at 700 h) is deleted unless ``--keep``. Needs ffmpeg,
-ffprobe and ``apt-get install nexuiz-music``.
+the next run; the index (about 3 GB at 700 h) is deleted unless ``--keep``. Needs
+``apt-get install nexuiz-music`` (ffmpeg: the system's, else the bundled one).
 """
 
 from __future__ import annotations

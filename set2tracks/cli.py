@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import shutil
 import socket
 import sys
 
@@ -16,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from set2tracks.auth import services
 from set2tracks.errors import DomainError
 from set2tracks.extensions import db
+from set2tracks.fingerprint.audio import AudioError, resolve_ffmpeg
 from set2tracks.fingerprint.cli import identify_command, library_cli
 
 
@@ -46,6 +46,17 @@ def _database_problem() -> str | None:
     return None
 
 
+def _ffmpeg_report() -> str:
+    try:
+        found = resolve_ffmpeg()
+    except AudioError as error:
+        return f"Warning: {error}. Browsing works; processing sets needs ffmpeg."
+    if not found.bundled:
+        return f"ffmpeg: {found.path} (the system's)"
+    # Without ffprobe, uploads are probed with ``ffmpeg -i``: nothing is missing.
+    return f"ffmpeg: {found.path} (bundled with imageio-ffmpeg: no ffmpeg on the PATH)"
+
+
 @click.command("check")
 @with_appcontext
 @click.option("--port", type=int, help="Also check that this port is free to listen on.")
@@ -57,13 +68,8 @@ def check_command(port: int | None, host: str) -> None:
         problems.append(problem)
     if port is not None and (problem := _port_problem(host, port)) is not None:
         problems.append(problem)
-    for tool in ("ffmpeg", "ffprobe"):
-        if shutil.which(tool) is None:
-            click.echo(
-                f"Warning: {tool} not found: browsing works, processing sets needs it"
-                " (Debian/Ubuntu: sudo apt-get install ffmpeg; macOS: brew install ffmpeg)",
-                err=True,
-            )
+    report = _ffmpeg_report()
+    click.echo(report, err=report.startswith("Warning"))
     if problems:
         raise click.ClickException("; ".join(problems))
     click.echo(f"ok: {current_app.config['SET2TRACKS_ENV']} profile, database reachable")

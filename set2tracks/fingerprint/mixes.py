@@ -18,14 +18,11 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from set2tracks.fingerprint.audio import file_url, input_args
+from set2tracks.fingerprint.audio import AudioError, ffmpeg_path, file_url, input_args, probe
 
 logger = logging.getLogger(__name__)
 
-FFMPEG = "ffmpeg"
-FFPROBE = "ffprobe"
 QUIET = ["-nostdin", "-hide_banner", "-loglevel", "error"]
-PROBE_QUIET = ["-hide_banner", "-loglevel", "error"]
 
 # One atempo instance is only guaranteed to accept factors in this range: chain beyond it.
 ATEMPO_MIN = 0.5
@@ -216,31 +213,10 @@ def read_truth(path: Path) -> list[TruthEntry]:
 
 def probe_duration(path: Path) -> float:
     """Return the duration of an audio file in seconds; raise ValueError if it has no audio."""
-    if not path.is_file():
-        raise ValueError(f"audio file not found: {path}")
-    result = subprocess.run(  # noqa: S603 (an argument list, no shell)
-        [
-            FFPROBE,
-            *PROBE_QUIET,
-            "-select_streams",
-            "a:0",
-            "-show_entries",
-            "stream=codec_type:format=duration",
-            "-of",
-            "json",
-            *input_args(path),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise ValueError(f"cannot decode audio file {path}: {result.stderr.strip()}")
-    info = json.loads(result.stdout or "{}")
-    duration = info.get("format", {}).get("duration")
-    if not info.get("streams") or duration is None:
-        raise ValueError(f"no audio stream in {path}")
-    return float(duration)
+    try:
+        return probe(path).duration
+    except AudioError as error:
+        raise ValueError(f"cannot use audio file {path}: {error}") from None
 
 
 def tone_track(path: Path, seconds: float, seed: int) -> None:
@@ -457,4 +433,4 @@ def _encode(joined: Path, output: Path, plan: MixPlan) -> None:
 
 def _ffmpeg(args: list[str]) -> None:
     # An argument list, never a shell: file names reach ffmpeg verbatim, whatever they hold.
-    subprocess.run([FFMPEG, *QUIET, "-y", *args], check=True)  # noqa: S603
+    subprocess.run([ffmpeg_path(), *QUIET, "-y", *args], check=True)  # noqa: S603

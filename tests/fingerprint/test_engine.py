@@ -36,7 +36,7 @@ FILE_IDS = {name: number for number, name in enumerate(LIBRARY, start=1)}
 
 
 def ffmpeg(*args: str) -> None:
-    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args], check=True)
+    subprocess.run([audio.ffmpeg_path(), "-nostdin", "-v", "error", "-y", *args], check=True)
 
 
 def samples_of(path: Path, **options: float) -> audio.Samples:

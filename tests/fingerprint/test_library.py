@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from set2tracks import create_app, tracklist_formats
 from set2tracks.extensions import db
-from set2tracks.fingerprint import engine, library
+from set2tracks.fingerprint import audio, engine, library
 from set2tracks.fingerprint.index import SegmentStore
 from set2tracks.fingerprint.mixes import MixPlan, Segment, TruthEntry, build_mix, tone_track
 from set2tracks.fingerprint.models import FingerprintSegment, LibraryFile
@@ -63,7 +63,9 @@ class Music:
 
 
 def ffmpeg(*args: str | Path) -> None:
-    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", *map(str, args)], check=True)
+    subprocess.run(
+        [audio.ffmpeg_path(), "-nostdin", "-loglevel", "error", "-y", *map(str, args)], check=True
+    )
 
 
 def tags(**values: str) -> list[str]:

@@ -12,6 +12,7 @@ import pytest
 from mutagen.flac import FLAC
 from mutagen.mp4 import MP4, MP4FreeForm
 
+from set2tracks.fingerprint import audio
 from set2tracks.fingerprint.scan import (
     ScanResult,
     Tags,
@@ -29,7 +30,7 @@ def tone(path: Path, *metadata: str, extra: tuple[str, ...] = ()) -> Path:
     tags = [arg for item in metadata for arg in ("-metadata", item)]
     subprocess.run(
         [
-            "ffmpeg",
+            audio.ffmpeg_path(),
             "-nostdin",
             "-v",
             "error",
