@@ -56,7 +56,12 @@ DEFAULT_RETRY_INTERVALS = (10, 60, 300)
 
 # The modules whose ``@job`` functions make up the registry: imported (these names only,
 # never one read from a job) before any job is looked up, so a fresh worker knows them all.
-JOB_MODULES = ("set2tracks.auth.jobs", "set2tracks.pipeline.jobs", "set2tracks.sets.jobs")
+JOB_MODULES = (
+    "set2tracks.auth.jobs",
+    "set2tracks.pipeline.jobs",
+    "set2tracks.pipeline.maintenance",
+    "set2tracks.sets.jobs",
+)
 _JOBS: dict[str, Callable[..., Any]] = {}
 
 
