@@ -41,16 +41,19 @@ from set2tracks.fingerprint.index import (
 )
 from set2tracks.fingerprint.models import FingerprintSegment, LibraryFile
 from set2tracks.pipeline.plays import Play, TrackRef
-from set2tracks.sets.models import FoundBy, SetTrack
+from set2tracks.sets.models import FoundBy
 from set2tracks.tracks.models import Track
-from set2tracks.tracks.services import publish_library_tracks, search_document
+from set2tracks.tracks.services import (
+    forget_library_file,
+    link_library_track,
+    publish_library_tracks,
+)
 
 logger = logging.getLogger(__name__)
 
 # A segment per ~4 M fingerprints (about 12 hours of audio): an interrupted run loses at
 # most that much work, and small libraries still get one segment per run.
 BATCH_ROWS = 4_000_000
-UNKNOWN_ARTIST = "Unknown artist"
 
 
 class LibraryError(Exception):
@@ -257,7 +260,7 @@ def _commit_batch(
         stale = db.session.scalar(select(LibraryFile).where(LibraryFile.path == str(item.path)))
         if stale is not None:
             # The file at this path changed: the new audio replaces the old entry.
-            _forget(stale)
+            forget_library_file(stale.id)
             db.session.flush()
         library_file = LibraryFile(
             path=str(item.path),
@@ -271,7 +274,7 @@ def _commit_batch(
             fingerprint_count=len(item.quads),
             indexed_at=utcnow(),
         )
-        library_file.track = _catalogue_track(item)
+        link_library_track(library_file)
         db.session.add(library_file)
         rows.append(library_file)
     db.session.flush()
@@ -308,48 +311,6 @@ def _follow_move(content_hash: str, path: Path) -> None:
         return  # another file's old entry holds that path: the next add sorts it out
     row.path = str(path)
     db.session.commit()
-
-
-def _catalogue_track(item: engine.FileFingerprints) -> Track:
-    """The catalogue track a library file stands for: the one with its ISRC, or a new one."""
-    tags = item.tags
-    if tags.isrc:
-        existing = db.session.scalar(
-            select(Track).where(Track.isrc == tags.isrc, Track.library_file_id.is_(None))
-        )
-        if existing is not None:
-            return existing
-        if db.session.scalar(select(exists().where(Track.isrc == tags.isrc))):
-            # Another library file already stands for this recording.
-            tags = scan.Tags(tags.title, tags.artist, tags.album, None)
-    artist = tags.artist or UNKNOWN_ARTIST
-    return Track(
-        title=tags.title,
-        artist=artist,
-        album=tags.album,
-        isrc=tags.isrc,
-        duration_seconds=item.duration,
-        search_document=search_document(tags.title, artist, None),
-        # Only the operator's library knows it: private until `flask library publish`.
-        is_public=False,
-    )
-
-
-def _forget(library_file: LibraryFile) -> None:
-    """Delete a library file's row, and its catalogue track if nothing else needs it.
-
-    A track a tracklist uses, or one the catalogue knew before the file was linked to it
-    (it has a Shazam, Spotify or Apple Music key), stays, unlinked.
-    """
-    track = library_file.track
-    db.session.delete(library_file)
-    if track is None:
-        return
-    known_elsewhere = track.shazam_key or track.spotify_id or track.apple_music_id
-    if not known_elsewhere and not db.session.scalar(
-        select(exists().where(SetTrack.track_id == track.id))
-    ):
-        db.session.delete(track)
 
 
 # Maintenance: merging segments, sweeping leftovers.
@@ -483,7 +444,7 @@ def repair() -> Repaired:
         lost = [row for row in db.session.scalars(select(LibraryFile)) if row.id not in live]
         forgotten = [row.path for row in lost]
         for row in lost:
-            _forget(row)
+            forget_library_file(row.id)
         if missing:
             db.session.execute(
                 delete(FingerprintSegment).where(FingerprintSegment.name.in_(missing))
@@ -528,7 +489,7 @@ def remove(targets: Sequence[str], ids: Sequence[int] = ()) -> tuple[list[Librar
     """Forget library files by path, folder or id; return (removed, targets matching nothing)."""
     removed, unmatched = find(targets, ids)
     for row in removed:
-        _forget(row)
+        forget_library_file(row.id)
     db.session.commit()
     return removed, unmatched
 

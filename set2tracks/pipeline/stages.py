@@ -34,11 +34,12 @@ from set2tracks.errors import DomainError
 from set2tracks.extensions import db
 from set2tracks.fingerprint.audio import AudioError, probe
 from set2tracks.pipeline import Stage
-from set2tracks.pipeline._standins import SetDetails, build_tracklist, save_submission_result
 from set2tracks.pipeline.pcm import DecodedAudio, decode_to_file
 from set2tracks.pipeline.plays import Play
 from set2tracks.pipeline.recognize import LibraryRecognizer, recognize
+from set2tracks.pipeline.tracklist import build_tracklist
 from set2tracks.sets.models import SetSource, Submission, SubmissionAttempt, SubmissionStatus
+from set2tracks.sets.services import SetDetails, SubmissionNotRunning, save_submission_result
 
 logger = logging.getLogger(__name__)
 
@@ -447,12 +448,11 @@ def process_upload(attempt: Attempt) -> int:
     attempt.skip(Stage.ENRICH, "no enrichment service (Spotify, Apple Music) is connected yet")
     attempt.enter(Stage.SAVE)
     attempt.hold_for_save()
-    details = SetDetails(title=_title(attempt.claim.upload_name), duration_seconds=audio.duration)
+    # No title: the save names an upload after its file.
+    details = SetDetails(duration_seconds=audio.duration)
     try:
         return save_submission_result(attempt.claim.submission_id, rows, details)
-    except DomainError as refused:
-        # The save found the submission no longer running (cancelled just now).
-        db.session.rollback()
+    except SubmissionNotRunning as refused:
         raise attempt._why_stopped() from refused
 
 
@@ -529,10 +529,6 @@ def recognize_stage(attempt: Attempt, audio: DecodedAudio) -> list[Play]:
             raise Permanent(f"no track could be recognised ({why})")
         raise Permanent("no track was recognised in this recording")
     return recognition.plays
-
-
-def _title(upload_name: str | None) -> str | None:
-    return Path(upload_name).stem or None if upload_name else None
 
 
 def _clock(seconds: float) -> str:

@@ -35,6 +35,7 @@ from set2tracks.fingerprint.mixes import MixPlan, Segment, TruthEntry, build_mix
 from set2tracks.fingerprint.models import FingerprintSegment, LibraryFile
 from set2tracks.pipeline.plays import Play, TrackRef
 from set2tracks.tracks.models import Track
+from set2tracks.tracks.services import UNKNOWN_ARTIST
 from tests.backends import Backends
 from tests.conftest import base_config
 from tests.factories import LibraryFileFactory, SetTrackFactory, TrackFactory
@@ -338,7 +339,7 @@ def test_library_files_keep_their_tags_or_their_file_names(run: Run, music: Musi
         "alpha.mp3": ("Alpha", "Artist A", ALPHA_ISRC),
         "beta.flac": ("Beta", "Artist B", BETA_ISRC),
         "Gamma Artist - Gamma.wav": ("Gamma", "Gamma Artist", None),
-        "delta.wav": ("delta", library.UNKNOWN_ARTIST, None),
+        "delta.wav": ("delta", UNKNOWN_ARTIST, None),
     }
     assert count(Track) == 4
 
