@@ -20,6 +20,7 @@ from set2tracks.errors import PROBLEM_JSON
 from set2tracks.perimeter import API_PREFIX, MAX_ID, IdConverter
 from set2tracks.schemas import ProblemSchema
 from set2tracks.sets.api import blueprint as sets_api
+from set2tracks.sets.api import submissions_blueprint as submissions_api
 from set2tracks.tracks.api import blueprint as tracks_api
 
 # Statuses any request may get before or around its view: bad input at the perimeter,
@@ -109,5 +110,6 @@ def init_api(app: Flask) -> None:
         IdConverter, lambda _: {"type": "integer", "minimum": 1, "maximum": MAX_ID}
     )
     api.register_blueprint(sets_api, url_prefix=f"{API_PREFIX}/sets")
+    api.register_blueprint(submissions_api, url_prefix=f"{API_PREFIX}/submissions")
     api.register_blueprint(tracks_api, url_prefix=f"{API_PREFIX}/tracks")
     api.register_blueprint(me_api, url_prefix=f"{API_PREFIX}/me")

@@ -69,6 +69,19 @@ class Conflict(DomainError):
     title = "Conflict"
 
 
+class TooManyRequests(DomainError):
+    """A quota is used up; ``retry_after`` says in how many seconds trying again may work."""
+
+    status = 429
+    title = "Too many requests"
+
+    def __init__(
+        self, detail: str, *, retry_after: int, fields: dict[str, list[str]] | None = None
+    ) -> None:
+        super().__init__(detail, fields=fields)
+        self.retry_after = max(1, retry_after)
+
+
 def wants_problem_json() -> bool:
     """Answer machines in problem+json: /api (but its HTML docs page) and the health probes."""
     if request.blueprint == "health":
@@ -143,7 +156,10 @@ def _unavailable(error: BaseException) -> bool:
 
 
 def handle_domain_error(error: DomainError) -> Response:
-    return error_response(error.status, error.title, error.detail, error.fields)
+    response = error_response(error.status, error.title, error.detail, error.fields)
+    if isinstance(error, TooManyRequests):
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response
 
 
 def handle_http_exception(error: HTTPException) -> Response:

@@ -4,15 +4,20 @@ Typed ids in URLs, no NUL bytes anywhere, JSON-only bodies on the API, and CORS 
 ``/api/*`` for the configured origins plus the extra ones a route declares with
 ``@cors_origins(...)``. Headers (Talisman), limits (Flask-Limiter) and sessions are set up
 in ``extensions.py``; errors are rendered in ``errors.py``.
+
+A view marked ``@reads_its_own_body`` (uploads) gets its form body unread: the checks here
+that would parse it (NUL bytes, and CSRF in ``auth``) are left to the view, which runs them
+once it knows who is sending and that their quota allows it.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
-from flask import Flask, request
+import flask
+from flask import Flask, current_app, request
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 from werkzeug.routing import IntegerConverter
 
@@ -33,6 +38,50 @@ class IdConverter(IntegerConverter):
 
     def __init__(self, url_map: Any) -> None:
         super().__init__(url_map, min=1, max=MAX_ID)
+
+
+class Request(flask.Request):
+    """Flask's request, whose uploaded files a view may stream where it chooses.
+
+    Werkzeug spools each file part into a temporary file of its own; a view that sets
+    ``file_stream_factory`` before touching the form gets the parts written to its file
+    objects instead, as they arrive.
+    """
+
+    file_stream_factory: Callable[..., IO[bytes]] | None = None
+
+    def _get_file_stream(
+        self,
+        total_content_length: int | None,
+        content_type: str | None,
+        filename: str | None = None,
+        content_length: int | None = None,
+    ) -> IO[bytes]:
+        if self.file_stream_factory is None:
+            return super()._get_file_stream(
+                total_content_length, content_type, filename, content_length
+            )
+        return self.file_stream_factory(
+            total_content_length=total_content_length,
+            content_type=content_type,
+            filename=filename,
+            content_length=content_length,
+        )
+
+
+def reads_its_own_body(view: View) -> View:
+    """Leave this view's form body unread by the perimeter: the view parses and checks it."""
+    view.reads_its_own_body = True  # type: ignore[attr-defined]
+    return view
+
+
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def body_left_to_view() -> bool:
+    """Whether the request carries a form that the matched view parses (and checks) itself."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    return request.mimetype in FORM_TYPES and getattr(view, "reads_its_own_body", False)
 
 
 def register_converters(app: Flask) -> None:
@@ -80,10 +129,12 @@ def init_cors(app: Flask) -> None:
 def reject_nul_bytes() -> None:
     """Refuse NUL bytes in the path, query or form: no database stores them, nobody types them.
 
-    JSON bodies are checked field by field by their schemas (``schemas.Text``).
+    JSON bodies are checked field by field by their schemas (``schemas.Text``). A view that
+    reads its own body calls this again once it has parsed it.
     """
     pairs = [*request.args.items(multi=True)]
-    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+    body_parsed = "form" in request.__dict__  # parsed already: reading it costs nothing
+    if request.mimetype in FORM_TYPES and (body_parsed or not body_left_to_view()):
         pairs += request.form.items(multi=True)
     if "\x00" in request.path or any("\x00" in key or "\x00" in value for key, value in pairs):
         raise BadRequest("The request contains a NUL byte.")
@@ -94,8 +145,16 @@ def require_json_body() -> None:
     if request.routing_exception is not None or not request.path.startswith(f"{API_PREFIX}/"):
         return
     has_body = bool(request.content_length) or request.headers.get("Transfer-Encoding")
-    if has_body and not request.is_json:
-        raise UnsupportedMediaType("Send the request body as application/json.")
+    if not has_body or request.is_json:
+        return
+    view = current_app.view_functions.get(request.endpoint or "")
+    if getattr(view, "reads_its_own_body", False):
+        if request.mimetype not in FORM_TYPES:
+            raise UnsupportedMediaType(
+                "Send the request body as application/json or multipart/form-data."
+            )
+        return
+    raise UnsupportedMediaType("Send the request body as application/json.")
 
 
 def json_nesting_exceeds(data: bytes, limit: int) -> bool:
@@ -138,6 +197,7 @@ def reject_deep_json() -> None:
 
 def init_request_guards(app: Flask) -> None:
     """Install the guards that run before credentials are even looked at."""
+    app.request_class = Request
     app.before_request(reject_nul_bytes)
     app.before_request(require_json_body)
     app.before_request(reject_deep_json)

@@ -24,7 +24,7 @@ from set2tracks.auth.services import (
 )
 from set2tracks.extensions import db
 from tests.auth.helpers import csrf_token, sign_in
-from tests.factories import DjSetFactory, TrackFactory, UserFactory
+from tests.factories import DjSetFactory, SubmissionFactory, TrackFactory, UserFactory
 
 PUBLIC, USER, ADMIN = "public", "user", "admin"
 ACCESS = {
@@ -36,8 +36,22 @@ ACCESS = {
     "sets.detail": PUBLIC,
     "tracks.index": PUBLIC,
     "tracks.detail": PUBLIC,
+    "sets.publish": USER,
+    "sets.unpublish": USER,
+    "sets.submit": USER,
+    "sets.submit_upload": USER,
+    "sets.submissions": USER,
+    "sets.submission": USER,
+    "sets.queue": ADMIN,
+    "sets.retry": ADMIN,
+    "sets.cancel": ADMIN,
     "sets_api.list_sets": PUBLIC,
     "sets_api.get_set": PUBLIC,
+    "sets_api.publish_set": USER,
+    "sets_api.unpublish_set": USER,
+    "submissions_api.create_submission": USER,
+    "submissions_api.list_submissions": USER,
+    "submissions_api.get_submission": USER,
     "tracks_api.list_tracks": PUBLIC,
     "tracks_api.get_track": PUBLIC,
     "api-docs.openapi_json": PUBLIC,
@@ -109,6 +123,7 @@ def _sweep_values(owner: Any) -> dict[str, Any]:
         # A registration still waiting for its email to be confirmed.
         "confirm_token": make_confirmation_token(UserFactory(email_confirmed_at=None)),
         "filename": "app.css",
+        "submission_id": SubmissionFactory(user=owner).id,
     }
 
 

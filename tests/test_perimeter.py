@@ -86,6 +86,7 @@ def test_every_page_and_error_carries_the_security_headers(app: Flask, client: F
         "filename": "app.css",
         "code": "an-invite-code",
         "token": "a-reset-token",
+        "submission_id": 1,
     }
 
     urls = [*_get_urls(app, values), "/static/app.css", "/no-such-page", "/api/v1/nothing"]

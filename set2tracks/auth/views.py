@@ -56,6 +56,7 @@ from set2tracks.errors import (
 )
 from set2tracks.extensions import csrf, csrf_key, limiter, login_manager
 from set2tracks.links import external_url
+from set2tracks.perimeter import body_left_to_view
 
 blueprint = Blueprint("auth", __name__)
 logger = logging.getLogger(__name__)
@@ -144,6 +145,18 @@ def authenticate_request() -> None:
             raise Unauthorized("This API token is not valid: it may have been revoked.")
         g._login_user = user
         g.signed_in_by_token = True
+        return
+    if not body_left_to_view():
+        protect_from_csrf()
+
+
+def protect_from_csrf() -> None:
+    """Refuse (400) a state change sent with cookies but without the session's CSRF token.
+
+    Runs before every view; a view that reads its own body (uploads) calls it once the body
+    is parsed, the token being a field of its form.
+    """
+    if g.get("signed_in_by_token"):
         return
     if request.method not in SAFE_METHODS and current_app.config["WTF_CSRF_ENABLED"]:
         csrf.protect()

@@ -1,0 +1,433 @@
+"""``/api/v1/submissions``: submitting links and uploads, duplicates, quotas, who sees what."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from redis import Redis
+from rq import Queue
+
+from set2tracks import create_app
+from set2tracks.database import utcnow
+from set2tracks.extensions import db
+from set2tracks.queues import SERIALIZER, inline_runner
+from set2tracks.sets.models import SetSource, SubmissionStatus
+from set2tracks.sets.submissions import YOUTUBE_WAITING
+from tests.auth.helpers import csrf_token, sign_in
+from tests.backends import Backends
+from tests.conftest import base_config
+from tests.factories import DjSetFactory, SubmissionFactory, UserFactory
+from tests.sets.submitting import (
+    API,
+    bearer,
+    post_file,
+    stored_uploads,
+    submission,
+    submission_count,
+)
+
+VIDEO = "dQw4w9WgXcQ"
+
+
+def test_a_youtube_link_is_stored_and_waits_for_youtube_support(client: FlaskClient) -> None:
+    user = UserFactory()
+    headers = bearer(user)
+
+    response = client.post(
+        API, json={"url": f"https://youtu.be/{VIDEO}?si=share", "notify": True}, headers=headers
+    )
+
+    assert response.status_code == 202
+    body = response.json
+    assert body["status"] == "queued"
+    assert body["video_id"] == VIDEO
+    assert body["source"] == "youtube"
+    assert body["notify"] is True
+    assert body["reason"] == YOUTUBE_WAITING
+    assert (body["stage"], body["progress"], body["attempts"]) == (None, 0, 0)
+    assert body["links"]["self"].endswith(f"/api/v1/submissions/{body['id']}")
+    assert body["links"]["page"].endswith(f"/submissions/{body['id']}")
+    assert body["links"]["set"] is None
+    assert response.headers["Location"] == f"/api/v1/submissions/{body['id']}"
+    stored = submission(body["id"])
+    assert stored.user_id == user.id
+    assert stored.job_id is None  # no YouTube source yet: nothing to run
+
+
+def test_an_upload_is_streamed_to_a_name_of_ours_probed_and_queued(
+    app: Flask, client: FlaskClient, media: dict[str, Path]
+) -> None:
+    user = UserFactory()
+    headers = bearer(user)
+    before = stored_uploads(app)
+
+    response = post_file(
+        client, media["mix.mp3"], name="../Sunset Mix.mp3", headers=headers, notify="true"
+    )
+
+    assert response.status_code == 202, response.json
+    body = response.json
+    assert (body["source"], body["status"], body["upload_name"]) == (
+        "upload",
+        "queued",
+        "Sunset Mix.mp3",
+    )
+    assert body["duration_seconds"] == pytest.approx(40, abs=0.2)
+    assert body["upload_size"] == media["mix.mp3"].stat().st_size
+    stored = submission(body["id"])
+    (new_file,) = stored_uploads(app) - before
+    assert stored.upload_path == str(new_file)
+    assert "Sunset" not in new_file.name
+    assert ".." not in stored.upload_path
+    assert new_file.read_bytes() == media["mix.mp3"].read_bytes()
+    assert stored.upload_sha256 == hashlib.sha256(new_file.read_bytes()).hexdigest()
+    assert stored.notify_by_email is True
+    assert stored.job_id is not None  # the processing job is queued
+    assert inline_runner()._jobs.qsize() >= 1
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("empty.mp3", "The file is empty."),
+        ("notes.mp3", "This file cannot be used: "),
+        ("cover.mp3", "This file cannot be used: "),
+        ("playlist.mp3", "This file cannot be used: "),
+        ("concat.mp3", "This file cannot be used: "),
+        ("short.mp3", "This recording lasts 5 s: a set must last at least 30 s."),
+        ("bomb.flac", "This recording lasts 7 h 00 min: a set may last at most 6 h 00 min."),
+    ],
+)
+def test_uploads_that_are_not_a_set_are_refused_and_leave_nothing(
+    app: Flask, client: FlaskClient, media: dict[str, Path], name: str, message: str
+) -> None:
+    headers = bearer(UserFactory())
+    before, rows = stored_uploads(app), submission_count()
+
+    response = post_file(client, media[name], headers=headers)
+
+    assert response.status_code == 422
+    assert response.mimetype == "application/problem+json"
+    assert response.json["detail"].startswith(message)
+    assert response.json["errors"] == {"file": [response.json["detail"]]}
+    assert stored_uploads(app) == before
+    assert submission_count() == rows
+
+
+@pytest.mark.parametrize("size", [120_000, 400_000], ids=["while-streaming", "by-its-length"])
+def test_an_upload_over_the_size_limit_is_413_and_leaves_nothing(
+    backends: Backends, tmp_path: Path, size: int
+) -> None:
+    """Over by less than the form's allowance, the sink stops it; by more, werkzeug does."""
+    small = create_app(base_config(backends, tmp_path, UPLOAD_MAX_BYTES=100_000))
+    client = small.test_client()
+    with small.app_context():
+        headers = bearer(UserFactory())
+    big = tmp_path / "big.mp3"
+    big.write_bytes(b"\xff\xfb" * (size // 2))
+
+    response = post_file(client, big, headers=headers)
+
+    assert response.status_code == 413
+    assert response.mimetype == "application/problem+json"
+    assert "at most 0.0953674 MB" in response.json["detail"]
+    assert stored_uploads(small) == set()
+
+
+def test_the_quota_is_checked_before_the_upload_is_read(app: Flask, client: FlaskClient) -> None:
+    user = UserFactory()
+    for _ in range(3):
+        SubmissionFactory(user=user, status=SubmissionStatus.RUNNING)
+    headers = bearer(user)
+
+    class WatchedBody(io.BytesIO):
+        reads = 0
+
+        def read(self, size: int | None = -1) -> bytes:
+            self.reads += 1
+            return super().read(size)
+
+    body = WatchedBody(b"--x\r\n" + b"\0" * 500_000)
+    response = client.post(
+        API,
+        input_stream=body,
+        content_length=len(body.getvalue()),
+        content_type="multipart/form-data; boundary=x",
+        headers=headers,
+    )
+
+    assert response.status_code == 429
+    assert body.reads == 0
+
+
+def test_the_same_file_twice_from_one_user_is_one_submission(
+    app: Flask, client: FlaskClient, media: dict[str, Path]
+) -> None:
+    user = UserFactory()
+    headers = bearer(user)
+    first = post_file(client, media["mix.flac"], headers=headers)
+    files, rows = stored_uploads(app), submission_count()
+
+    again = post_file(client, media["mix.flac"], name="renamed.flac", headers=headers)
+
+    assert (first.status_code, again.status_code) == (202, 200)
+    assert again.json["id"] == first.json["id"]
+    assert stored_uploads(app) == files  # the duplicate's file is gone
+    assert submission_count() == rows
+    other_user = post_file(client, media["mix.flac"], headers=bearer(UserFactory()))
+    assert other_user.status_code == 202
+    assert other_user.json["id"] != first.json["id"]
+
+
+def test_a_published_video_answers_with_its_set(client: FlaskClient) -> None:
+    dj_set = DjSetFactory(video_id=VIDEO, title="Sunrise at Cercle")
+    headers = bearer(UserFactory())
+    rows = submission_count()
+
+    response = client.post(
+        API, json={"url": f"https://www.youtube.com/watch?v={VIDEO}"}, headers=headers
+    )
+
+    assert response.status_code == 200
+    assert (response.json["id"], response.json["title"]) == (dj_set.id, "Sunrise at Cercle")
+    assert submission_count() == rows
+
+
+def test_an_active_submission_of_the_video_answers_with_it(client: FlaskClient) -> None:
+    earlier = SubmissionFactory(video_id=VIDEO, status=SubmissionStatus.RUNNING)
+    headers = bearer(UserFactory())
+
+    response = client.post(API, json={"url": VIDEO}, headers=headers)
+
+    assert response.status_code == 200
+    assert response.json["id"] == earlier.id
+    assert response.json["status"] == "running"
+    # Someone else's: its address would be a 404 to this user.
+    assert response.json["links"]["self"] is None
+    assert client.get(f"{API}/{earlier.id}", headers=headers).status_code == 404
+
+
+def test_a_video_whose_submission_ended_can_be_submitted_again(client: FlaskClient) -> None:
+    SubmissionFactory(video_id=VIDEO, status=SubmissionStatus.FAILED)
+
+    response = client.post(API, json={"url": VIDEO}, headers=bearer(UserFactory()))
+
+    assert response.status_code == 202
+
+
+def test_too_many_submissions_at_once_is_429_with_when(client: FlaskClient) -> None:
+    user = UserFactory()
+    SubmissionFactory(user=user, status=SubmissionStatus.QUEUED)
+    SubmissionFactory(user=user, status=SubmissionStatus.RUNNING)
+    SubmissionFactory(user=user, status=SubmissionStatus.WAITING)
+    SubmissionFactory(user=user, status=SubmissionStatus.FAILED)
+    headers = bearer(user)
+
+    response = client.post(API, json={"url": VIDEO}, headers=headers)
+
+    assert response.status_code == 429
+    assert response.headers["Retry-After"] == "60"
+    assert response.json["detail"] == (
+        "You have 3 sets being processed, the most at once for your account: submit this one"
+        " when one of them is done."
+    )
+
+
+def test_too_many_submissions_in_an_hour_is_429_until_the_oldest_leaves_the_hour(
+    client: FlaskClient,
+) -> None:
+    user = UserFactory()
+    now = utcnow()
+    for minutes in range(50, 0, -5):  # 10 submissions, the oldest 50 minutes ago
+        SubmissionFactory(
+            user=user,
+            status=SubmissionStatus.PUBLISHED,
+            created_at=now - timedelta(minutes=minutes),
+        )
+    SubmissionFactory(
+        user=user, status=SubmissionStatus.PUBLISHED, created_at=now - timedelta(minutes=61)
+    )
+    headers = bearer(user)
+
+    response = client.post(API, json={"url": VIDEO}, headers=headers)
+
+    assert response.status_code == 429
+    assert 590 <= int(response.headers["Retry-After"]) <= 601
+    assert "10 submissions in the last hour" in response.json["detail"]
+    assert (
+        "try again in 10 min" in response.json["detail"]
+        or "try again in 9 min" in (response.json["detail"])
+    )
+
+
+def test_premium_accounts_get_higher_quotas_and_priority(client: FlaskClient) -> None:
+    user = UserFactory(is_premium=True)
+    for _ in range(3):
+        SubmissionFactory(user=user, status=SubmissionStatus.RUNNING)
+    headers = bearer(user)
+
+    response = client.post(API, json={"url": VIDEO}, headers=headers)
+
+    assert response.status_code == 202
+    assert submission(response.json["id"]).priority == 1
+
+
+@pytest.mark.redis
+def test_a_premium_upload_goes_to_the_high_queue(
+    backends: Backends, tmp_path: Path, redis_url: str, media: dict[str, Path]
+) -> None:
+    producer = create_app(base_config(backends, tmp_path, REDIS_URL=redis_url, JOB_RUNNER="rq"))
+    with producer.app_context():
+        premium, plain = bearer(UserFactory(is_premium=True)), bearer(UserFactory())
+    client = producer.test_client()
+
+    fast = post_file(client, media["mix.mp3"], headers=premium)
+    slow = post_file(client, media["mix.mp3"], headers=plain)
+
+    connection = Redis.from_url(redis_url)
+    assert (fast.status_code, slow.status_code) == (202, 202)
+    with producer.app_context():
+        assert Queue("high", connection=connection, serializer=SERIALIZER).job_ids == [
+            submission(fast.json["id"]).job_id
+        ]
+        assert Queue("default", connection=connection, serializer=SERIALIZER).job_ids == [
+            submission(slow.json["id"]).job_id
+        ]
+
+
+def test_a_form_needs_a_file_or_a_link_but_not_both(
+    client: FlaskClient, media: dict[str, Path], app: Flask
+) -> None:
+    headers = bearer(UserFactory())
+    before = stored_uploads(app)
+
+    both = post_file(client, media["mix.mp3"], headers=headers, url=VIDEO)
+    neither = client.post(API, data={"notify": "on"}, headers=headers)
+    link = client.post(API, data={"url": VIDEO, "notify": "on"}, headers=headers)
+
+    assert both.status_code == 422
+    assert neither.status_code == 422
+    assert "file" in neither.json["detail"]
+    assert stored_uploads(app) == before
+    assert link.status_code == 202
+    assert submission(link.json["id"]).notify_by_email is True
+
+
+def test_other_bodies_are_415(client: FlaskClient) -> None:
+    response = client.post(
+        API, data="url=x", content_type="text/plain", headers=bearer(UserFactory())
+    )
+
+    assert response.status_code == 415
+    assert "multipart/form-data" in response.json["detail"]
+
+
+def test_bad_json_is_422_with_the_fields(client: FlaskClient) -> None:
+    headers = bearer(UserFactory())
+
+    missing = client.post(API, json={"notify": True}, headers=headers)
+    unknown = client.post(API, json={"url": VIDEO, "colour": "red"}, headers=headers)
+    wrong = client.post(API, json={"url": "https://vimeo.com/123"}, headers=headers)
+
+    assert missing.status_code == unknown.status_code == wrong.status_code == 422
+    assert "url" in missing.json["errors"]["json"]
+    assert "colour" in unknown.json["errors"]["json"]
+    assert "youtu.be" in wrong.json["detail"]
+
+
+def test_anonymous_clients_are_401_and_nothing_is_read(app: Flask, media: dict[str, Path]) -> None:
+    client = app.test_client()
+    before = stored_uploads(app)
+
+    # A JSON post without credentials meets the CSRF check first, as every API write does.
+    assert client.post(API, json={"url": VIDEO}).status_code == 400
+    assert post_file(client, media["mix.mp3"]).status_code == 401
+    assert client.get(API).status_code == 401
+    assert stored_uploads(app) == before
+
+
+def test_a_browser_session_needs_its_csrf_token(app: Flask, media: dict[str, Path]) -> None:
+    client = app.test_client()
+    sign_in(client, UserFactory())
+    db.session.commit()
+    token = csrf_token(client)
+    before = stored_uploads(app)
+
+    forged_link = client.post(API, json={"url": VIDEO})
+    forged_upload = post_file(client, media["mix.mp3"])
+
+    assert forged_link.status_code == 400
+    assert forged_upload.status_code == 400
+    assert stored_uploads(app) == before
+    assert client.post(API, json={"url": VIDEO}, headers={"X-CSRFToken": token}).status_code == 202
+    uploaded = post_file(client, media["mix.mp3"], csrf_token=token)
+    assert uploaded.status_code == 202
+
+
+def test_people_list_and_read_their_own_submissions_only(client: FlaskClient) -> None:
+    ada, bob = UserFactory(), UserFactory()
+    mine = [SubmissionFactory(user=ada) for _ in range(3)]
+    theirs = SubmissionFactory(user=bob)
+    headers = bearer(ada)
+
+    first = client.get(API, query_string={"limit": 2}, headers=headers).json
+    second = client.get(
+        API, query_string={"limit": 2, "cursor": first["next_cursor"]}, headers=headers
+    ).json
+
+    listed = [item["id"] for item in first["items"] + second["items"]]
+    assert sorted(listed) == sorted(s.id for s in mine)
+    assert second["next_cursor"] is None
+    assert client.get(f"{API}/{mine[0].id}", headers=headers).status_code == 200
+    assert client.get(f"{API}/{theirs.id}", headers=headers).status_code == 404
+    admin = bearer(UserFactory(is_admin=True))
+    assert client.get(f"{API}/{theirs.id}", headers=admin).status_code == 200
+
+
+def test_a_submission_shows_its_attempts_and_its_set_once_published(client: FlaskClient) -> None:
+    from set2tracks.sets.models import SubmissionAttempt
+
+    user = UserFactory()
+    dj_set = DjSetFactory(source=SetSource.UPLOAD, video_id=None, channel=None, submitted_by=user)
+    done = SubmissionFactory(
+        user=user,
+        source=SetSource.UPLOAD,
+        video_id=None,
+        upload_path="/nowhere/abc",
+        status=SubmissionStatus.PUBLISHED,
+        stage="notify",
+        progress=100,
+        attempts=2,
+        dj_set=dj_set,
+    )
+    db.session.add_all(
+        [
+            SubmissionAttempt(
+                submission=done, number=1, outcome="retrying", stage="recognize", reason="Busy."
+            ),
+            SubmissionAttempt(submission=done, number=2, outcome="published", stage="notify"),
+        ]
+    )
+
+    body = client.get(f"{API}/{done.id}", headers=bearer(user)).json
+
+    assert body["links"]["set"].endswith(f"/api/v1/sets/{dj_set.id}")
+    assert (body["status"], body["stage"], body["progress"]) == ("published", "notify", 100)
+    assert [(a["number"], a["outcome"], a["reason"]) for a in body["attempt_log"]] == [
+        (1, "retrying", "Busy."),
+        (2, "published", None),
+    ]
+
+
+def test_submitted_text_fields_are_stored_as_sent(client: FlaskClient) -> None:
+    headers = bearer(UserFactory())
+
+    response = client.post(API, json={"url": "\x00" + VIDEO}, headers=headers)
+
+    assert response.status_code == 422
