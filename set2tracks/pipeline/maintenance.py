@@ -347,14 +347,16 @@ def on_worker_start(app: Flask) -> None:
             logger.info("start-up sweep: %s queued again, %s failed", swept.requeued, swept.failed)
 
 
-def start_embedded(app: Flask) -> threading.Thread | None:
+def start_embedded(app: Flask, every: float = MAINTENANCE_SECONDS) -> threading.Event:
     """In the embedded profile's web process: recover what the last process left, then keep time.
 
     Every ``running`` or ``queued`` upload is from a process that is gone: this one runs
-    every job, and has run none yet.
+    every job, and has run none yet. Then a timer queues the maintenance job ``every``
+    seconds on the in-process runner; setting the event returned stops it.
     """
+    stop = threading.Event()
     if app.config["JOB_RUNNER"] != "inline":
-        return None
+        return stop
     with app.app_context():
         try:
             sweep(never_alive, stale_after=timedelta(0))
@@ -366,11 +368,9 @@ def start_embedded(app: Flask) -> threading.Thread | None:
             db.session.remove()
 
     def tick() -> None:
-        while True:
-            time.sleep(MAINTENANCE_SECONDS)
+        while not stop.wait(every):
             with app.app_context():
                 queues.enqueue(RUN_MAINTENANCE)
 
-    thread = threading.Thread(target=tick, name="set2tracks-maintenance", daemon=True)
-    thread.start()
-    return thread
+    threading.Thread(target=tick, name="set2tracks-maintenance", daemon=True).start()
+    return stop
