@@ -184,18 +184,17 @@ def _retry_or_fail(attempt: Attempt, error: Exception) -> bool:
 def _finish_published(attempt: Attempt) -> None:
     claimed = attempt.claim
     remove_upload(claimed.upload_path)
-    attempt.stage = Stage.NOTIFY
-    if claimed.notify_by_email:
-        queues.enqueue(SEND_SUBMISSION_EMAIL, claimed.submission_id)
-    else:
-        logger.info("submission %s: notify skipped: no email asked", claimed.submission_id)
-    # After the save the submission is published: the stage says the last one ran.
+    # The submission is published already: the stage now says the last one ran.
     db.session.execute(
         update(Submission)
         .where(Submission.id == claimed.submission_id, Submission.job_id == claimed.job_id)
         .values(stage=Stage.NOTIFY.value)
     )
     db.session.commit()
+    if claimed.notify_by_email:
+        queues.enqueue(SEND_SUBMISSION_EMAIL, claimed.submission_id)
+    else:
+        logger.info("submission %s: notify skipped: no email asked", claimed.submission_id)
 
 
 def remove_upload(path: Path | None) -> None:

@@ -25,7 +25,9 @@ from set2tracks.pipeline.maintenance import RUN_MAINTENANCE, clean_work_dir
 from set2tracks.sets.models import DjSet, SubmissionStatus
 from tests.backends import Backends
 from tests.conftest import TEST_SECRET_KEY, base_config
+from tests.factories import UserFactory
 from tests.pipeline.conftest import Music, Places, attempts, index_library, reload, upload
+from tests.sets.submitting import API, bearer, post_file
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPECTED = [("Alpha", 0.0), (None, 26.0), ("Beta", 56.0), ("Gamma", 84.0)]
@@ -46,6 +48,7 @@ def producer(backends: Backends, tmp_path: Path, redis_url: str, places: Places)
             UPLOAD_DIR=str(places.uploads),
             WORK_DIR=str(places.work),
             FINGERPRINT_DIR=str(places.index),
+            MAIL_BACKEND="memory",
         )
     )
     with app.app_context():
@@ -117,38 +120,50 @@ def test_a_worker_turns_an_upload_into_a_published_private_set(
     music: Music,
     places: Places,
     producer: Flask,
-    observer: Engine,
     tmp_path: Path,
 ) -> None:
     index_library(music)
-    submission_id = upload(places, music.mix).id
-    job_id = jobs.enqueue_submission(submission_id)
+    owner, stranger = UserFactory(), UserFactory()
+    client = producer.test_client()
+    mine, theirs = bearer(owner), bearer(stranger)
 
+    posted = post_file(client, music.mix, name="Friday night.mp3", headers=mine)
+
+    assert posted.status_code == 202, posted.json
+    assert posted.json is not None
+    submission_id = posted.json["id"]
+    assert (posted.json["status"], posted.json["progress"]) == ("queued", 0)
     worker = start_worker(environment(backends, redis_url, places), tmp_path)
     seen: list[str] = []
     while worker.poll() is None:
-        stage = stage_of(observer, submission_id)
+        stage = client.get(f"{API}/{submission_id}", headers=mine).json["stage"]  # type: ignore[index]
         if stage and (not seen or seen[-1] != stage):
             seen.append(stage)
         time.sleep(0.02)
     _, stderr = worker.communicate(timeout=60)
 
     assert worker.returncode == 0, stderr[-3000:]
-    done = reload(submission_id)
-    assert (done.status, done.stage, done.progress) == (SubmissionStatus.PUBLISHED, "notify", 100)
-    # Whatever the poll caught of the stages, it saw them in their order.
+    status = client.get(f"{API}/{submission_id}", headers=mine).json
+    assert status is not None
+    assert (status["status"], status["stage"], status["progress"]) == ("published", "notify", 100)
+    # Whatever the polls caught of the stages, they came in their order.
     assert seen == sorted(seen, key=STAGES.index)
     assert seen[-1] == "notify"
-    dj_set = db.session.get(DjSet, done.set_id or 0)
-    assert dj_set is not None
-    assert (dj_set.is_private, dj_set.is_published, dj_set.submitted_by_id) == (
-        True,
-        True,
-        done.user_id,
+    dj_set = client.get(f"/api/v1/sets/{status['set_id']}", headers=mine)
+    assert dj_set.status_code == 200
+    assert dj_set.json is not None
+    assert dj_set.json["title"] == "Friday night"
+    assert_mix_tracklist(
+        [
+            (row["track"]["title"] if row["track"] else None, row["start"])
+            for row in dj_set.json["tracklist"]
+        ]
     )
-    assert_mix_tracklist(tracklist(dj_set.id))
-    assert [(a.number, a.job_id, a.outcome, a.stage) for a in attempts(submission_id)] == [
-        (1, job_id, "published", "save")
+    # Private: to anyone else the set does not exist.
+    assert client.get(f"/api/v1/sets/{status['set_id']}", headers=theirs).status_code == 404
+    assert client.get(f"/api/v1/sets/{status['set_id']}").status_code == 404
+    assert [(a.number, a.outcome, a.stage) for a in attempts(submission_id)] == [
+        (1, "published", "save")
     ]
     assert list(places.work.iterdir()) == []
     assert list(places.uploads.iterdir()) == []
