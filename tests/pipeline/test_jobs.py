@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import update
 
 from set2tracks import queues
@@ -19,7 +20,7 @@ from set2tracks.pipeline import jobs, stages
 from set2tracks.pipeline.plays import Play
 from set2tracks.queues import inline_runner
 from set2tracks.sets.models import DjSet, FoundBy, SetSource, Submission, SubmissionStatus
-from tests.factories import SubmissionFactory
+from tests.factories import SubmissionFactory, UserFactory
 from tests.pipeline.conftest import (
     Music,
     Places,
@@ -29,6 +30,7 @@ from tests.pipeline.conftest import (
     reload,
     upload,
 )
+from tests.sets.submitting import API, bearer, post_file
 
 pytestmark = pytest.mark.usefixtures("no_leftovers")
 
@@ -65,29 +67,33 @@ def assert_expected_tracklist(rows: Sequence[tuple[str | None, float]]) -> None:
 
 
 def test_an_upload_becomes_a_published_private_set(
-    app: Flask, music: Music, places: Places
+    app: Flask, client: FlaskClient, music: Music, places: Places
 ) -> None:
     index_library(music)
-    submission = upload(places, music.mix, notify_by_email=True)
-    job_id = jobs.enqueue_submission(submission.id)
+    owner = UserFactory()
+    mine = bearer(owner)
 
+    posted = post_file(client, music.mix, name="Friday night.mp3", headers=mine, notify="true")
+    assert posted.status_code == 202, posted.json
+    assert posted.json is not None
+    submission_id = posted.json["id"]
     run_jobs()
 
-    done = reload(submission.id)
+    done = reload(submission_id)
     assert done.status == SubmissionStatus.PUBLISHED
     assert (done.stage, done.progress, done.attempts) == ("notify", 100, 1)
     assert done.set_id is not None
     dj_set = db.session.get(DjSet, done.set_id)
     assert dj_set is not None
     assert (dj_set.source, dj_set.is_private, dj_set.is_published) == (SetSource.UPLOAD, True, True)
-    assert dj_set.submitted_by_id == done.user_id
+    assert dj_set.submitted_by_id == owner.id
     assert dj_set.title == "Friday night"
     assert_expected_tracklist(tracklist(dj_set.id))
     assert {row.found_by for row in dj_set.tracklist if row.track} == {FoundBy.LIBRARY}
-    (attempt,) = attempts(submission.id)
+    (attempt,) = attempts(submission_id)
     assert (attempt.number, attempt.job_id, attempt.outcome, attempt.stage) == (
         1,
-        job_id,
+        done.job_id,
         "published",
         "save",
     )
@@ -96,8 +102,11 @@ def test_an_upload_becomes_a_published_private_set(
     assert "fetch skipped" in attempt.reason
     assert "enrich skipped" in attempt.reason
     # Published: the upload is not needed any more.
-    assert not Path(done.upload_path or "").exists()
+    assert list(places.uploads.iterdir()) == []
     assert outbox() == ["Your set's tracklist is ready"]
+    status = client.get(f"{API}/{submission_id}", headers=mine).json
+    assert status is not None
+    assert (status["status"], status["set_id"]) == ("published", dj_set.id)
 
 
 def test_the_pipeline_and_flask_identify_hear_the_same_plays(
