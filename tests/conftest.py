@@ -25,6 +25,7 @@ from werkzeug.test import TestResponse
 
 from set2tracks import create_app
 from set2tracks.extensions import db
+from set2tracks.fingerprint.audio import AudioError, resolve_ffmpeg
 from tests.backends import Backends, resolve_backends
 
 TEST_SECRET_KEY = "test-secret-key-0123456789abcdefghijklmnop"
@@ -57,9 +58,18 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[BACKENDS] = resolve_backends(Path(tempfile.mkdtemp(prefix="s2t-")) / "test.db")
 
 
+def _ffmpeg_header() -> str:
+    try:
+        ffmpeg = resolve_ffmpeg()
+    except AudioError as error:
+        return f"ffmpeg: none ({error})"
+    return f"ffmpeg: {ffmpeg.path} ({'bundled' if ffmpeg.bundled else 'system'})"
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
     found = config.stash[BACKENDS]
     return [
+        _ffmpeg_header(),
         f"database: {make_url(found.database_url).render_as_string(hide_password=True)}"
         + ("" if found.postgres else f" (PostgreSQL tests skipped: {found.postgres_reason})"),
         f"redis: {found.redis_url or 'none (Redis tests skipped: ' + found.redis_reason + ')'}",

@@ -4,9 +4,13 @@ Nothing here holds a whole file: callers get blocks of samples as ffmpeg produce
 so a four-hour mix costs the same memory as a four-minute track. ``probe`` reads only the
 container's headers, so a small file that claims hours is measured without decoding it.
 
-The ffmpeg run is the system's when one is on the PATH, else the binary that the pinned
-imageio-ffmpeg wheel ships, so a machine with only Python can decode. That binary comes
-without ffprobe: ``probe`` then reads what ``ffmpeg -i`` prints about its input instead.
+The ffmpeg that runs is the system's when one is on the PATH, else the binary that the
+pinned imageio-ffmpeg wheel ships, so a machine with only Python can decode. That binary
+comes without ffprobe: ``probe`` then reads what ``ffmpeg -i`` prints about its input.
+
+A probed duration is what the headers claim. For most formats that is exact; an MP3 without
+a Xing/VBRI header gets an estimate from its first frame's bit rate, so whoever decodes an
+upload should also stop at the longest duration it accepts (``decode(duration=...)``).
 """
 
 from __future__ import annotations
@@ -86,7 +90,8 @@ def resolve_ffmpeg() -> FFmpeg:
         logger.info("Using the system ffmpeg: %s", path)
         return FFmpeg(path, bundled=False)
     try:
-        # Imported here: only machines without a system ffmpeg need it.
+        # Imported here: only machines without a system ffmpeg need it. It returns its own
+        # binary, or the one IMAGEIO_FFMPEG_EXE names (an operator's explicit choice).
         import imageio_ffmpeg
 
         path = str(imageio_ffmpeg.get_ffmpeg_exe())

@@ -359,3 +359,23 @@ def test_text_a_user_controls_cannot_change_the_figures(
 def test_a_prober_that_takes_too_long_is_stopped(media: dict[str, Path]) -> None:
     with pytest.raises(AudioError, match=r"took longer than 0\.001 s"):
         probe(media["tone.flac"], timeout=0.001)
+
+
+def test_decoding_stops_at_the_longest_duration_asked_when_headers_understate_it(
+    tmp_path: Path,
+) -> None:
+    # An MP3 without a Xing header is timed from its first frames' bit rate: two loud
+    # seconds at 320 kb/s, then ten minutes at 8 kb/s, probe as under a minute.
+    loud, quiet, upload = tmp_path / "loud.mp3", tmp_path / "quiet.mp3", tmp_path / "up.mp3"
+    no_header = ["-write_xing", "0", "-id3v2_version", "0"]
+    ffmpeg("-f", "lavfi", "-i", "sine=d=2", "-b:a", "320k", *no_header, loud)
+    ffmpeg(
+        "-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono", "-t", "600", "-b:a", "8k", *no_header, quiet
+    )
+    upload.write_bytes(loud.read_bytes() + quiet.read_bytes())
+
+    claimed = probe(upload).duration
+    decoded = sum(len(block) for block in decode(upload, duration=120.0)) / audio.SAMPLE_RATE
+
+    assert claimed < 60
+    assert decoded == pytest.approx(120.0, abs=0.25)
