@@ -212,7 +212,8 @@ def save_submission_result(submission_id: int, rows: Sequence[Play], details: Se
 
     The submission's row is locked first (``SELECT .. FOR UPDATE``; SQLite has one writer
     anyway). A submission that is no longer running (cancelled meanwhile) raises
-    ``SubmissionNotRunning`` with nothing written and the lock released. An upload becomes a
+    ``SubmissionNotRunning``. Whatever fails, nothing is written and the session is rolled
+    back (the lock released). An upload becomes a
     new set, private to its submitter and admins until they publish it; a submission that
     has a set already (reprocessing) gets that set's tracklist replaced, and its title,
     audience and publication date kept. Tracks are found or created by their keys; rows
@@ -221,6 +222,15 @@ def save_submission_result(submission_id: int, rows: Sequence[Play], details: Se
     processing leaves them as the first did. Then the submission is published, at 100 %.
     """
     _check_rows(rows, details)
+    try:
+        return _save(submission_id, rows, details)
+    except BaseException:
+        # Whatever failed, nothing of this save stays pending in the caller's session.
+        db.session.rollback()
+        raise
+
+
+def _save(submission_id: int, rows: Sequence[Play], details: SetDetails) -> int:
     submission = db.session.scalar(
         select(Submission)
         .where(Submission.id == submission_id)
@@ -231,10 +241,11 @@ def save_submission_result(submission_id: int, rows: Sequence[Play], details: Se
     if submission is None:
         raise NotFound("This submission does not exist.")
     if submission.status is not SubmissionStatus.RUNNING:
-        status = submission.status
-        db.session.rollback()
-        raise SubmissionNotRunning(f"This submission is {status}: its result was not saved.")
+        raise SubmissionNotRunning(
+            f"This submission is {submission.status}: its result was not saved."
+        )
     dj_set = db.session.get(DjSet, submission.set_id) if submission.set_id is not None else None
+    reprocessing = dj_set is not None
     former_track_ids: list[int] = []
     if dj_set is None:
         dj_set = _new_set(submission, details)
@@ -250,7 +261,8 @@ def save_submission_result(submission_id: int, rows: Sequence[Play], details: Se
         # The relationship still lists the deleted rows: forget them, load the new ones.
         db.session.expire(dj_set, ["tracklist"])
         dj_set.duration_seconds = round(details.duration_seconds)
-    for position, row in enumerate(_stored_rows(rows)):
+    stored = _stored_rows(rows)
+    for position, row in enumerate(stored):
         db.session.add(
             SetTrack(
                 dj_set=dj_set,
@@ -271,11 +283,11 @@ def save_submission_result(submission_id: int, rows: Sequence[Play], details: Se
     submission.finished_at = utcnow()
     db.session.commit()
     logger.info(
-        "submission %s saved as set %s (%s rows, %s reprocessed)",
+        "submission %s saved as set %s: %s rows%s",
         submission_id,
         dj_set.id,
-        len(rows),
-        "was" if former_track_ids else "not",
+        len(stored),
+        " (reprocessed)" if reprocessing else "",
     )
     return dj_set.id
 
