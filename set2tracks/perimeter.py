@@ -78,10 +78,14 @@ def reads_its_own_body(view: View) -> View:
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
+def _view_reads_its_own_body() -> bool:
+    view = current_app.view_functions.get(request.endpoint or "")
+    return bool(getattr(view, "reads_its_own_body", False))
+
+
 def body_left_to_view() -> bool:
     """Whether the request carries a form that the matched view parses (and checks) itself."""
-    view = current_app.view_functions.get(request.endpoint or "")
-    return request.mimetype in FORM_TYPES and getattr(view, "reads_its_own_body", False)
+    return request.mimetype in FORM_TYPES and _view_reads_its_own_body()
 
 
 def register_converters(app: Flask) -> None:
@@ -147,8 +151,7 @@ def require_json_body() -> None:
     has_body = bool(request.content_length) or request.headers.get("Transfer-Encoding")
     if not has_body or request.is_json:
         return
-    view = current_app.view_functions.get(request.endpoint or "")
-    if getattr(view, "reads_its_own_body", False):
+    if _view_reads_its_own_body():
         if request.mimetype not in FORM_TYPES:
             raise UnsupportedMediaType(
                 "Send the request body as application/json or multipart/form-data."

@@ -8,7 +8,7 @@ from flask import Response, jsonify, request, url_for
 from flask_login import current_user, login_required
 
 from set2tracks.auth.api import SIGNED_IN
-from set2tracks.errors import InvalidInput
+from set2tracks.errors import InvalidInput, NotFound
 from set2tracks.extensions import db
 from set2tracks.pagination import Page, cursor_page
 from set2tracks.perimeter import reads_its_own_body
@@ -149,6 +149,8 @@ def _answer(outcome: submissions.Submitted) -> Any:
         dj_set = db.session.scalar(
             services.visible_sets(current_viewer()).where(DjSet.id == outcome.set_id)
         )
+        if dj_set is None:  # hidden between the two reads
+            raise NotFound("This video's set is not available.")
         response: Response = jsonify(SetSchema().dump(dj_set))
         return response
     submission = db.session.get(Submission, outcome.submission_id)

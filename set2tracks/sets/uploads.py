@@ -102,8 +102,11 @@ def receive_form() -> tuple[MultiDict[str, str], ReceivedFile | None]:
     receiver = _Receiver(directory, config["UPLOAD_MAX_BYTES"])
     current = cast(Request, request)
     current.file_stream_factory = receiver
-    current.max_content_length = config["UPLOAD_MAX_BYTES"] + FORM_ALLOWANCE
-    current.max_form_memory_size = DECODER_BUFFER
+    if request.mimetype == "multipart/form-data":
+        # Only multipart is streamed: a URL-encoded body is read whole into memory, so it
+        # keeps the app's small limit.
+        current.max_content_length = config["UPLOAD_MAX_BYTES"] + FORM_ALLOWANCE
+        current.max_form_memory_size = DECODER_BUFFER
     try:
         form, files = request.form, request.files
         protect_from_csrf()

@@ -18,11 +18,18 @@ from set2tracks.database import utcnow
 from set2tracks.extensions import db
 from set2tracks.queues import SERIALIZER, inline_runner
 from set2tracks.sets.models import SetSource, SubmissionStatus
+from set2tracks.sets.services import recount_set
 from set2tracks.sets.submissions import YOUTUBE_WAITING
 from tests.auth.helpers import csrf_token, sign_in
 from tests.backends import Backends
 from tests.conftest import base_config
-from tests.factories import DjSetFactory, SubmissionFactory, UserFactory
+from tests.factories import (
+    DjSetFactory,
+    SetTrackFactory,
+    SubmissionFactory,
+    TrackFactory,
+    UserFactory,
+)
 from tests.sets.submitting import (
     API,
     bearer,
@@ -138,6 +145,43 @@ def test_an_upload_over_the_size_limit_is_413_and_leaves_nothing(
     assert response.mimetype == "application/problem+json"
     assert "at most 0.0953674 MB" in response.json["detail"]
     assert stored_uploads(small) == set()
+
+
+def test_an_upload_cut_off_midway_leaves_nothing(app: Flask, client: FlaskClient) -> None:
+    headers = bearer(UserFactory())
+    before = stored_uploads(app)
+    head = (
+        b'--x\r\nContent-Disposition: form-data; name="file"; filename="mix.mp3"\r\n'
+        b"Content-Type: audio/mpeg\r\n\r\n"
+    )
+    sent = head + b"\xff" * 300_000  # the client goes away before the rest
+
+    response = client.post(
+        API,
+        input_stream=io.BytesIO(sent),
+        content_length=len(sent) + 200_000,
+        content_type="multipart/form-data; boundary=x",
+        headers=headers,
+    )
+
+    # werkzeug reads an unfinished form as one without its file.
+    assert response.status_code in (400, 422)
+    assert stored_uploads(app) == before
+    assert submission_count() == 0
+
+
+def test_only_multipart_bodies_may_be_large(client: FlaskClient) -> None:
+    """A URL-encoded form is read whole into memory: it keeps the app's 1 MB limit."""
+    headers = bearer(UserFactory())
+
+    response = client.post(
+        API,
+        data="url=" + "a" * 2_000_000,
+        content_type="application/x-www-form-urlencoded",
+        headers=headers,
+    )
+
+    assert response.status_code == 413
 
 
 def test_the_quota_is_checked_before_the_upload_is_read(app: Flask, client: FlaskClient) -> None:
@@ -431,3 +475,55 @@ def test_submitted_text_fields_are_stored_as_sent(client: FlaskClient) -> None:
     response = client.post(API, json={"url": "\x00" + VIDEO}, headers=headers)
 
     assert response.status_code == 422
+
+
+def _private_upload(owner: object) -> tuple[int, int]:
+    """An uploaded set of ``owner``'s, still private, playing one track; return both ids."""
+    dj_set = DjSetFactory(
+        source=SetSource.UPLOAD, video_id=None, channel=None, submitted_by=owner, is_private=True
+    )
+    track = TrackFactory()
+    SetTrackFactory(dj_set=dj_set, track=track)
+    db.session.flush()
+    recount_set(dj_set.id)
+    return dj_set.id, track.id
+
+
+def test_publishing_an_uploaded_set_shows_it_to_everyone_and_counts_its_tracks(
+    client: FlaskClient,
+) -> None:
+    owner = UserFactory()
+    set_id, track_id = _private_upload(owner)
+    headers = bearer(owner)
+    assert client.get(f"/api/v1/sets/{set_id}").status_code == 404
+    assert client.get(f"/api/v1/tracks/{track_id}").json["set_count"] == 0
+
+    published = client.post(f"/api/v1/sets/{set_id}/publish", headers=headers)
+
+    assert published.status_code == 200
+    assert published.json["id"] == set_id
+    assert client.get(f"/api/v1/sets/{set_id}").status_code == 200
+    assert client.get(f"/api/v1/tracks/{track_id}").json["set_count"] == 1
+
+    unpublished = client.post(f"/api/v1/sets/{set_id}/unpublish", headers=headers)
+
+    assert unpublished.status_code == 200
+    assert client.get(f"/api/v1/sets/{set_id}").status_code == 404
+    assert client.get(f"/api/v1/sets/{set_id}", headers=headers).status_code == 200
+    assert client.get(f"/api/v1/tracks/{track_id}").json["set_count"] == 0
+
+
+def test_only_the_submitter_or_an_admin_may_publish_and_youtube_sets_stay_public(
+    client: FlaskClient,
+) -> None:
+    owner = UserFactory()
+    set_id, _ = _private_upload(owner)
+    youtube = DjSetFactory(submitted_by=owner)
+    stranger, admin, mine = bearer(UserFactory()), bearer(UserFactory(is_admin=True)), bearer(owner)
+
+    assert client.post(f"/api/v1/sets/{set_id}/publish", headers=stranger).status_code == 404
+    assert client.post(f"/api/v1/sets/{set_id}/publish", headers=admin).status_code == 200
+    refused = client.post(f"/api/v1/sets/{youtube.id}/unpublish", headers=mine)
+    assert refused.status_code == 409
+    assert "only an uploaded recording can be private" in refused.json["detail"]
+    assert client.post("/api/v1/sets/999999/publish", headers=mine).status_code == 404

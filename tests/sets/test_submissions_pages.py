@@ -84,6 +84,17 @@ def test_a_link_is_submitted_and_its_page_shown(app: Flask) -> None:
     assert "You already submitted this" in client.get(again.headers["Location"]).text
 
 
+def test_a_link_someone_else_submitted_leads_to_my_submissions(app: Flask) -> None:
+    SubmissionFactory(video_id=VIDEO, status=SubmissionStatus.RUNNING)
+    client, _ = signed_in(app)
+    token = csrf_token(client)
+
+    response = client.post("/submit", data={"url": VIDEO, "csrf_token": token})
+
+    assert response.headers["Location"] == "/submissions"
+    assert "Someone already submitted this video" in client.get("/submissions").text
+
+
 def test_a_link_to_a_published_set_leads_to_the_set(app: Flask) -> None:
     dj_set = DjSetFactory(video_id=VIDEO)
     client, _ = signed_in(app)
