@@ -7,8 +7,9 @@ its own under ``WORK_DIR`` (removed however the attempt ends) and ends the attem
 - discarded at once on a ``Permanent`` problem (not audio, too long...), with its reason;
   the upload is deleted;
 - on any other error, queued again after ``RETRY_BASE_SECONDS x 4^(n-1)`` (the runner's
-  retry: RQ's ``Retry`` in production, a timer in-process) until ``MAX_ATTEMPTS`` runs of
-  the round failed, then failed; the upload is kept for an admin's retry;
+  retry: RQ's ``Retry`` in production, a timer in-process) until the submission has run
+  ``MAX_ATTEMPTS`` times, then failed; the upload is kept for an admin's retry, which is
+  one more run;
 - cancelled by an admin meanwhile: stops at the next stage, the upload is kept.
 
 Every run leaves a ``SubmissionAttempt`` row: how far it got and how it ended.
@@ -40,7 +41,6 @@ from set2tracks.pipeline.stages import (
     claim,
     process_upload,
     retry_delays,
-    runs_in_round,
 )
 from set2tracks.queues import job, retried
 from set2tracks.sets.models import DjSet, Submission, SubmissionStatus
@@ -65,13 +65,13 @@ def enqueue_submission(submission_id: int) -> str:
         raise LookupError(f"submission {submission_id} does not exist")
     queue = queues.HIGH if submission.priority > 0 else queues.DEFAULT
     submission.job_id = job_id = uuid.uuid4().hex
-    runs_done = runs_in_round(submission_id)
+    runs_done = submission.attempts
     db.session.commit()
     return put_on_queue(submission_id, job_id, queue, runs_done)
 
 
 def put_on_queue(submission_id: int, job_id: str, queue: str, runs_done: int) -> str:
-    """Queue job ``job_id`` for the submission, with the retries left in its round."""
+    """Queue job ``job_id`` for the submission, with the retries its ``runs_done`` leave."""
     config = current_app.config
     delays = retry_delays(runs_done, config["MAX_ATTEMPTS"], config["RETRY_BASE_SECONDS"])
     return queues.enqueue(
@@ -151,8 +151,7 @@ def _retry_or_fail(attempt: Attempt, error: Exception) -> bool:
     config = current_app.config
     detail = "".join(traceback.format_exception(error))[-ERROR_CHARS:]
     where = _stage(attempt)
-    runs = runs_in_round(claimed.submission_id)
-    db.session.rollback()
+    runs = claimed.runs
     if runs < config["MAX_ATTEMPTS"]:
         delay = retry_delays(runs - 1, config["MAX_ATTEMPTS"], config["RETRY_BASE_SECONDS"])[0]
         reason = f"a temporary problem stopped processing at {where}: trying again soon"

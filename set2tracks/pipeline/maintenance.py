@@ -7,7 +7,7 @@ claim then takes the submission back, its heartbeat being stale) or moves it to 
 jobs. The sweep covers what RQ cannot know: a ``running`` submission whose heartbeat is older
 than ``stages.STALE_AFTER`` and whose job the queue no longer runs (gone, ended, or started by
 a worker that is dead) gets its attempt marked abandoned and is queued again under a new job
-id, or fails once its round of ``MAX_ATTEMPTS`` runs is used up. A ``queued`` upload whose job
+id, or fails once it has run ``MAX_ATTEMPTS`` times. A ``queued`` upload whose job
 is gone (Redis emptied, a failed enqueue) is queued again. Both conditions together keep a
 live attempt safe: it writes its heartbeat every few seconds while it works.
 
@@ -56,7 +56,6 @@ from set2tracks.pipeline.stages import (
     RUNNING,
     STALE_AFTER,
     abandon_open_attempts,
-    runs_in_round,
 )
 from set2tracks.queues import job
 from set2tracks.sets.models import Submission, SubmissionAttempt, SubmissionStatus
@@ -111,12 +110,18 @@ def _recover_running(submission_id: int, job_id: str | None, stale: Any, swept: 
         Submission.job_id == job_id if job_id else Submission.job_id.is_(None),
         stale,
     )
-    stage = db.session.scalar(select(Submission.stage).where(Submission.id == submission_id))
+    stage, runs, priority, notify = db.session.execute(
+        select(
+            Submission.stage,
+            Submission.attempts,
+            Submission.priority,
+            Submission.notify_by_email,
+        ).where(Submission.id == submission_id)
+    ).one()
     where = stage or "the start"
-    runs = runs_in_round(submission_id)
     if runs >= current_app.config["MAX_ATTEMPTS"]:
         reason = (
-            f"the worker processing it stopped before the end, {runs} times (last at {where});"
+            f"the worker processing it stopped at {where}, and it has run {runs} times;"
             " an admin can try it again"
         )
         if not _changed(
@@ -127,7 +132,7 @@ def _recover_running(submission_id: int, job_id: str | None, stale: Any, swept: 
             retry_at=None,
         ):
             return
-        # Failed, not abandoned: the round is over (an admin's retry starts a new one).
+        # The attempt that ended the submission reads as failed, like the job's own last one.
         db.session.execute(
             update(SubmissionAttempt)
             .where(
@@ -136,9 +141,6 @@ def _recover_running(submission_id: int, job_id: str | None, stale: Any, swept: 
             )
             .values(outcome="failed", finished_at=utcnow(), reason=reason)
             .execution_options(synchronize_session=False)
-        )
-        notify = db.session.scalar(
-            select(Submission.notify_by_email).where(Submission.id == submission_id)
         )
         db.session.commit()
         swept.failed.append(submission_id)
@@ -159,7 +161,6 @@ def _recover_running(submission_id: int, job_id: str | None, stale: Any, swept: 
     ):
         return
     abandon_open_attempts(submission_id, f"the worker running it stopped at {where}")
-    priority = db.session.scalar(select(Submission.priority).where(Submission.id == submission_id))
     db.session.commit()
     put_on_queue(submission_id, new_job_id, _queue_for(priority or 0), runs)
     swept.requeued.append(submission_id)
@@ -179,8 +180,9 @@ def _requeue_queued(submission_id: int, job_id: str | None, swept: Swept) -> Non
         job_id=new_job_id,
     ):
         return
-    priority = db.session.scalar(select(Submission.priority).where(Submission.id == submission_id))
-    runs = runs_in_round(submission_id)
+    priority, runs = db.session.execute(
+        select(Submission.priority, Submission.attempts).where(Submission.id == submission_id)
+    ).one()
     db.session.commit()
     put_on_queue(submission_id, new_job_id, _queue_for(priority or 0), runs)
     swept.requeued.append(submission_id)

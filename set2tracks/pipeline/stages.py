@@ -224,38 +224,11 @@ def abandon_open_attempts(submission_id: int, reason: str) -> None:
     )
 
 
-# Outcomes that end a round of attempts: a new round (an admin's retry) has a full budget.
-FINAL_OUTCOMES = ("published", "failed", "discarded", "cancelled")
-
-
-def runs_in_round(submission_id: int) -> int:
-    """Count the attempts since the last one that ended the submission (this one included).
-
-    The retry budget (``MAX_ATTEMPTS``) is per round: the job's own retries and the sweep's
-    re-runs stay within it, and an admin who queues a failed submission again starts a new
-    round.
-    """
-    last_final = (
-        select(func.coalesce(func.max(SubmissionAttempt.number), 0))
-        .where(
-            SubmissionAttempt.submission_id == submission_id,
-            SubmissionAttempt.outcome.in_(FINAL_OUTCOMES),
-        )
-        .scalar_subquery()
-    )
-    count = db.session.scalar(
-        select(func.count(SubmissionAttempt.id)).where(
-            SubmissionAttempt.submission_id == submission_id,
-            SubmissionAttempt.number > last_final,
-        )
-    )
-    return int(count or 0)
-
-
 def retry_delays(runs_done: int, max_attempts: int, base_seconds: int) -> list[int]:
-    """Return the wait before each retry left after ``runs_done`` runs of a round.
+    """Return the wait before each retry left after ``runs_done`` runs of a submission.
 
-    The run numbered n (from 1) that fails is retried after ``base_seconds x 4^(n-1)``.
+    The run numbered n (from 1) that fails is retried after ``base_seconds x 4^(n-1)``;
+    there are ``max_attempts`` runs in all (an admin's retry adds one more, without retries).
     """
     return [base_seconds * 4 ** (n - 1) for n in range(runs_done + 1, max_attempts)]
 

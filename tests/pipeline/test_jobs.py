@@ -20,6 +20,7 @@ from set2tracks.pipeline import jobs, stages
 from set2tracks.pipeline.plays import Play
 from set2tracks.queues import inline_runner
 from set2tracks.sets.models import DjSet, FoundBy, SetSource, Submission, SubmissionStatus
+from set2tracks.sets.submissions import retry_submission
 from tests.factories import SubmissionFactory, UserFactory
 from tests.pipeline.conftest import (
     Music,
@@ -162,6 +163,30 @@ def test_a_transient_error_is_retried_until_the_attempts_run_out(
     # Failed: kept for an admin's retry.
     assert Path(done.upload_path or "").is_file()
     assert outbox() == ["Your set could not be processed"]
+
+
+def test_an_admins_retry_of_a_failed_submission_is_one_more_run(
+    app: Flask, music: Music, places: Places, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(app.config, "RETRY_BASE_SECONDS", 0)
+    index_library(music)
+
+    def broken(plays: Sequence[Play], duration: float) -> list[Play]:
+        raise ConnectionError("the catalogue went away")
+
+    monkeypatch.setattr(stages, "build_tracklist", broken)
+    submission = upload(places, music.mix)
+    jobs.enqueue_submission(submission.id)
+    run_jobs()
+    assert reload(submission.id).status == SubmissionStatus.FAILED
+
+    retry_submission(submission.id)
+    run_jobs()
+
+    done = reload(submission.id)
+    assert (done.status, done.attempts) == (SubmissionStatus.FAILED, 5)
+    assert done.reason == "processing failed 5 times (last at tracklist); an admin can try it again"
+    assert [a.outcome for a in attempts(submission.id)] == ["retrying"] * 3 + ["failed"] * 2
 
 
 def test_a_transient_error_then_success_publishes(

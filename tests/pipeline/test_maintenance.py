@@ -105,28 +105,13 @@ def test_an_abandoned_submission_with_no_attempt_left_fails(
     done = reload(submission.id)
     assert done.status == SubmissionStatus.FAILED
     assert done.reason == (
-        "the worker processing it stopped before the end, 4 times (last at recognize);"
+        "the worker processing it stopped at recognize, and it has run 4 times;"
         " an admin can try it again"
     )
     assert [a.outcome for a in attempts(submission.id)] == ["retrying"] * 3 + ["failed"]
     assert inline_runner().join(timeout=30)
     assert [email.subject for email in sent.outbox] == ["Your set could not be processed"]
     assert Path(done.upload_path or "").is_file()  # kept for an admin's retry
-
-
-def test_an_admins_retry_starts_a_new_round_of_attempts(
-    app: Flask, music: Music, places: Places
-) -> None:
-    submission = abandoned(places, music, runs=4)
-    maintenance.sweep(dead)
-    assert stages.runs_in_round(submission.id) == 0
-
-    db.session.add(
-        SubmissionAttempt(submission_id=submission.id, number=5, job_id="again", outcome="running")
-    )
-    db.session.commit()
-
-    assert stages.runs_in_round(submission.id) == 1
 
 
 @pytest.mark.parametrize(
@@ -245,7 +230,7 @@ def test_the_sweep_command_asks_rq_which_jobs_are_gone(
         assert queued.job_id is not None
         planned = Job.fetch(queued.job_id, connection=Redis.from_url(redis_url))
         assert planned.get_status() == JobStatus.QUEUED
-        assert planned.retries_left == 2  # four runs a round, one used
+        assert planned.retries_left == 2  # four runs in all, one used
 
 
 @pytest.mark.redis
