@@ -131,6 +131,7 @@ def claim(submission_id: int, job_id: str | None) -> Claim | None:
                 progress=0,
                 retry_at=None,
                 reason=None,
+                error=None,  # each attempt's own stays in its row
             )
             .execution_options(synchronize_session=False)
         ),

@@ -19,9 +19,10 @@ from rq.registry import ScheduledJobRegistry
 from sqlalchemy import Engine, create_engine, func, select, text
 
 from set2tracks import create_app, queues
+from set2tracks.database import utcnow
 from set2tracks.extensions import db
 from set2tracks.pipeline import jobs
-from set2tracks.pipeline.maintenance import RUN_MAINTENANCE, clean_work_dir
+from set2tracks.pipeline.maintenance import RUN_MAINTENANCE, clean_work_dir, schedule_maintenance
 from set2tracks.sets.models import DjSet, SubmissionStatus
 from tests.backends import Backends
 from tests.conftest import TEST_SECRET_KEY, base_config
@@ -295,3 +296,26 @@ def test_a_worker_schedules_the_periodic_maintenance_once(
     planned = Job.fetch(scheduled, connection=connection, serializer=queues.SERIALIZER)
     assert planned.args == [RUN_MAINTENANCE]
     assert planned.func_name == queues.RUN_JOB
+
+
+def test_a_due_maintenance_run_is_run_by_a_worker_and_schedules_the_next(
+    backends: Backends, redis_url: str, places: Places, producer: Flask, tmp_path: Path
+) -> None:
+    places.work.mkdir()
+    leftover = places.work / "submission-9-1-0123456789ab"
+    leftover.mkdir()
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(leftover, (two_days_ago, two_days_ago))
+    connection = Redis.from_url(redis_url)
+    due = schedule_maintenance(connection, utcnow() - timedelta(minutes=10))
+    assert due is not None
+
+    worker = start_worker(environment(backends, redis_url, places), tmp_path)
+    _, stderr = worker.communicate(timeout=120)
+
+    assert worker.returncode == 0, stderr[-3000:]
+    assert Job.fetch(due, connection=connection, serializer=queues.SERIALIZER).is_finished
+    assert list(places.work.iterdir()) == []
+    (following,) = ScheduledJobRegistry(queues.LOW, connection=connection).get_job_ids()
+    assert following.startswith("s2t-maintenance-")
+    assert following > due
