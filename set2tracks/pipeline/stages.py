@@ -91,9 +91,7 @@ class Claim:
     job_id: str
     attempt: int  # this attempt's number, 1 for the first run
     runs: int  # the submission's ``attempts`` counter with this run (part of the ownership)
-    source: SetSource
     upload_path: Path | None
-    upload_name: str | None
     notify_by_email: bool
 
 
@@ -168,9 +166,7 @@ def claim(submission_id: int, job_id: str | None) -> Claim | None:
         job_id=job_id,
         attempt=number,
         runs=submission.attempts,
-        source=submission.source,
         upload_path=Path(submission.upload_path) if submission.upload_path else None,
-        upload_name=submission.upload_name,
         notify_by_email=submission.notify_by_email,
     )
     db.session.commit()
