@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 from set2tracks.config import ConfigError, load_config
 
@@ -30,3 +31,13 @@ graceful_timeout = 25
 keepalive = 5
 accesslog = None  # the app writes its own JSON access line per request
 errorlog = "-"
+
+
+def post_worker_init(worker: Any) -> None:
+    """Embedded profile: the one web process runs every job; recover what the last one left."""
+    if _production:
+        return
+    # Imported here: the master process never loads the application.
+    from set2tracks.pipeline.maintenance import start_embedded
+
+    start_embedded(worker.wsgi)

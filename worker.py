@@ -4,7 +4,9 @@ One app is built here; each job runs in a forked work-horse, which first drops t
 database connections it inherited. SIGTERM finishes the current job, then exits. Jobs are
 built as ``GuardedJob``: a record in Redis naming any function but ``run_job``, or asking for
 callbacks, webhooks or repeats, is refused, and no webhook is ever sent.
-The scheduler started with the worker only moves due jobs (retries) onto their queues.
+At start the worker sweeps abandoned submissions and schedules the periodic maintenance job
+(``set2tracks.pipeline.maintenance``); the scheduler started with the worker moves due jobs
+(retries, maintenance) onto their queues.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from rq import Worker
 from set2tracks import create_app
 from set2tracks.config import ConfigError
 from set2tracks.extensions import db, redis_client
+from set2tracks.pipeline.maintenance import on_worker_start
 from set2tracks.queues import QUEUE_NAMES, SERIALIZER, GuardedJob
 
 
@@ -50,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
 
+    # Submissions a killed worker left, leftovers in WORK_DIR, the next periodic run.
+    on_worker_start(app)
     with app.app_context():
         engines = list(db.engines.values())
 

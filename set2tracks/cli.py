@@ -17,6 +17,7 @@ from set2tracks.errors import DomainError
 from set2tracks.extensions import db
 from set2tracks.fingerprint.audio import AudioError, resolve_ffmpeg
 from set2tracks.fingerprint.cli import identify_command, library_cli
+from set2tracks.pipeline.cli import submissions_cli
 
 
 def _port_problem(host: str, port: int) -> str | None:
@@ -149,3 +150,4 @@ def init_cli(app: Flask) -> None:
     app.cli.add_command(tokens_cli)
     app.cli.add_command(library_cli)
     app.cli.add_command(identify_command)
+    app.cli.add_command(submissions_cli)

@@ -136,6 +136,12 @@ def job_logging(job_id: str, enqueued_by: str | None) -> Iterator[None]:
         _current_job.reset(token)
 
 
+def current_job_id() -> str | None:
+    """Return the id of the job running in this thread or process, if any."""
+    current = _current_job.get()
+    return current[0] if current else None
+
+
 _STANDARD_ATTRIBUTES = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "message",
     "asctime",

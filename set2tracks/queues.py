@@ -36,6 +36,7 @@ from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
 from set2tracks.extensions import db, redis_client
+from set2tracks.logs import current_job_id as logged_job_id
 from set2tracks.logs import job_logging, request_id
 
 logger = logging.getLogger(__name__)
@@ -55,7 +56,12 @@ DEFAULT_RETRY_INTERVALS = (10, 60, 300)
 
 # The modules whose ``@job`` functions make up the registry: imported (these names only,
 # never one read from a job) before any job is looked up, so a fresh worker knows them all.
-JOB_MODULES = ("set2tracks.auth.jobs", "set2tracks.pipeline.jobs", "set2tracks.sets.jobs")
+JOB_MODULES = (
+    "set2tracks.auth.jobs",
+    "set2tracks.pipeline.jobs",
+    "set2tracks.pipeline.maintenance",
+    "set2tracks.sets.jobs",
+)
 _JOBS: dict[str, Callable[..., Any]] = {}
 
 
@@ -110,6 +116,14 @@ def run_job(path: str, *args: Any) -> Any:
 
 
 RUN_JOB = f"{__name__}.run_job"
+
+
+def current_job_id() -> str | None:
+    """Return the id of the job this code runs in, on either runner; None outside jobs."""
+    rq_job = get_current_job()
+    if rq_job is not None:
+        return str(rq_job.id)
+    return logged_job_id()  # the inline runner tags its thread with the job it runs
 
 
 class RefusedJob(Exception):

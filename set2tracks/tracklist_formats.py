@@ -1,6 +1,6 @@
 """Tracklists as text: timestamped lines and CUE sheets.
 
-Entries may overlap (crossfades); stretches no entry covers for ``UNKNOWN_GAP`` seconds or
+Plays may overlap (crossfades); stretches no identified play covers for ``UNKNOWN_GAP`` seconds or
 more are shown as ``ID - ID``, the DJ world's way of writing "unidentified".
 """
 
@@ -9,21 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+
+from set2tracks.pipeline.plays import Play
 
 UNKNOWN = "ID"
 UNKNOWN_GAP = 20.0
-
-
-class Timed(Protocol):
-    @property
-    def start(self) -> float: ...
-    @property
-    def end(self) -> float: ...
-    @property
-    def title(self) -> str: ...
-    @property
-    def artist(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -33,15 +23,17 @@ class Line:
     artist: str
 
 
-def lines(entries: Sequence[Timed], duration: float) -> list[Line]:
-    """The entries in order with the unidentified stretches between them."""
+def lines(plays: Sequence[Play], duration: float) -> list[Line]:
+    """The identified plays in order with the unidentified stretches between them."""
     result: list[Line] = []
     covered = 0.0
-    for entry in sorted(entries, key=lambda item: (item.start, item.end)):
-        if entry.start - covered >= UNKNOWN_GAP:
+    for play in sorted(plays, key=lambda item: (item.start, item.end)):
+        if play.track is None:
+            continue  # an unknown row: the gap it leaves is shown as one
+        if play.start - covered >= UNKNOWN_GAP:
             result.append(Line(covered, UNKNOWN, UNKNOWN))
-        result.append(Line(entry.start, entry.title, entry.artist or UNKNOWN))
-        covered = max(covered, entry.end)
+        result.append(Line(play.start, play.track.title, play.track.artist or UNKNOWN))
+        covered = max(covered, play.end)
     if duration - covered >= UNKNOWN_GAP:
         result.append(Line(covered, UNKNOWN, UNKNOWN))
     return result
@@ -54,12 +46,12 @@ def timestamp(seconds: float, hours: bool) -> str:
     return f"{whole // 60:02d}:{whole % 60:02d}"
 
 
-def to_text(entries: Sequence[Timed], duration: float) -> str:
+def to_text(plays: Sequence[Play], duration: float) -> str:
     """``mm:ss Artist - Title`` per line (``h:mm:ss`` for mixes of an hour or more)."""
     hours = duration >= 3600
     return "".join(
         f"{timestamp(line.start, hours)} {line.artist} - {line.title}\n"
-        for line in lines(entries, duration)
+        for line in lines(plays, duration)
     )
 
 
@@ -73,14 +65,14 @@ def _cue_time(seconds: float) -> str:
     return f"{frames // 4500:02d}:{frames // 75 % 60:02d}:{frames % 75:02d}"
 
 
-def to_cue(entries: Sequence[Timed], duration: float, audio: Path, title: str) -> str:
+def to_cue(plays: Sequence[Play], duration: float, audio: Path, title: str) -> str:
     kind = {".mp3": "MP3", ".aif": "AIFF", ".aiff": "AIFF"}.get(audio.suffix.lower(), "WAVE")
     out = [
         'REM COMMENT "Set2Tracks"',
         f'TITLE "{_cue_text(title)}"',
         f'FILE "{_cue_text(audio.name)}" {kind}',
     ]
-    for number, line in enumerate(lines(entries, duration), start=1):
+    for number, line in enumerate(lines(plays, duration), start=1):
         out += [
             f"  TRACK {number:02d} AUDIO",
             f'    TITLE "{_cue_text(line.title)}"',

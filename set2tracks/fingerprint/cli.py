@@ -5,9 +5,9 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import ParamSpec
+from typing import Any, ParamSpec
 
 import click
 from flask.cli import AppGroup, with_appcontext
@@ -17,6 +17,7 @@ from set2tracks import tracklist_formats
 from set2tracks.fingerprint import library, scan
 from set2tracks.fingerprint.audio import AudioError, ffmpeg_path
 from set2tracks.fingerprint.index import IndexStoreError
+from set2tracks.pipeline.plays import Play
 
 P = ParamSpec("P")
 
@@ -224,7 +225,7 @@ def stats_command() -> None:
 @click.option(
     "--min-confidence",
     type=click.FloatRange(0.0, 1.0),
-    default=0.1,
+    default=library.MIN_CONFIDENCE,
     show_default=True,
     help="Leave out entries the engine is less sure of (0..1).",
 )
@@ -245,32 +246,35 @@ def identify_command(mix: Path, fmt: str, min_confidence: float) -> None:
     if fmt == "json":
         document = {
             "duration": round(result.duration, 2),
-            "tracks": [
-                {
-                    "start": entry.start,
-                    "end": entry.end,
-                    "title": entry.title,
-                    "artist": entry.artist,
-                    "path": entry.path,
-                    "track_id": entry.track_id,
-                    "confidence": entry.confidence,
-                    "speed": entry.speed,
-                    "pitch": entry.pitch,
-                }
-                for entry in result.entries
-            ],
+            "tracks": [_play_json(play, result.files) for play in result.plays],
         }
         click.echo(json.dumps(document, indent=2, ensure_ascii=False))
     elif fmt == "cue":
-        click.echo(
-            tracklist_formats.to_cue(result.entries, result.duration, mix, mix.stem), nl=False
-        )
+        click.echo(tracklist_formats.to_cue(result.plays, result.duration, mix, mix.stem), nl=False)
     else:
-        click.echo(tracklist_formats.to_text(result.entries, result.duration), nl=False)
-    if not result.entries:
+        click.echo(tracklist_formats.to_text(result.plays, result.duration), nl=False)
+    if not result.plays:
         click.echo("no track of the library was found in this mix", err=True)
     speed = result.duration / result.elapsed if result.elapsed > 0 else 0.0
     click.echo(
         f"{result.duration:.1f} s of audio in {result.elapsed:.2f} s ({speed:.0f}x real time)",
         err=True,
     )
+
+
+def _play_json(play: Play, files: Mapping[int, library.IdentifiedFile]) -> dict[str, Any]:
+    # Library plays always name their file (``library.as_plays``).
+    assert play.track is not None
+    assert play.track.library_file_id is not None
+    found = files[play.track.library_file_id]
+    return {
+        "start": play.start,
+        "end": play.end,
+        "title": play.track.title,
+        "artist": play.track.artist,
+        "path": found.path,
+        "track_id": found.track_id,
+        "confidence": play.confidence,
+        "speed": play.speed,
+        "pitch": play.pitch,
+    }

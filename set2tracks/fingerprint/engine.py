@@ -73,16 +73,18 @@ def identify(
     blocks: Iterable[Samples],
     *,
     reference_peaks: ReferencePeaks | None = None,
+    scratch_dir: Path | None = None,
 ) -> Tracklist:
     """Every play of an indexed file in the stream of mono 8 kHz samples, in mix order.
 
     Given the library files' stored peaks (``IndexReader.peaks``), each play's start and
     end move to where its fades begin and end (``refine.py``); without, they are where the
-    fingerprints first and last recognise the track.
+    fingerprints first and last recognise the track. The spectrogram kept for that goes to
+    a temporary folder in ``scratch_dir`` (default: the system's).
     """
     if reference_peaks is None:
         return Matcher(reader).identify(blocks)
-    with tempfile.TemporaryDirectory(prefix="set2tracks-identify-") as folder:
+    with tempfile.TemporaryDirectory(prefix="set2tracks-identify-", dir=scratch_dir) as folder:
         tape = SpectrogramTape(Path(folder))
         try:
             tracklist = Matcher(reader).identify(blocks, tape.write)

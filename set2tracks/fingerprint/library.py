@@ -13,7 +13,7 @@ import logging
 import multiprocessing
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,11 +22,12 @@ import numpy as np
 from flask import current_app
 from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import joinedload
 
 from set2tracks.database import utcnow
 from set2tracks.extensions import db
 from set2tracks.fingerprint import engine, scan
-from set2tracks.fingerprint.audio import AudioError, decode
+from set2tracks.fingerprint.audio import AudioError, Samples, decode
 from set2tracks.fingerprint.index import (
     MAX_FILE_ID,
     IndexReader,
@@ -39,6 +40,8 @@ from set2tracks.fingerprint.index import (
     plan_merges,
 )
 from set2tracks.fingerprint.models import FingerprintSegment, LibraryFile
+from set2tracks.pipeline.plays import Play, TrackRef
+from set2tracks.sets.models import FoundBy
 from set2tracks.tracks.models import Track
 from set2tracks.tracks.services import (
     forget_library_file,
@@ -522,67 +525,105 @@ def stats() -> Stats:
 
 # Identifying.
 
+# Plays the engine is less sure of are left out unless a caller asks for them: below this,
+# a play is more often a similar-sounding track than the one indexed (``flask identify``).
+MIN_CONFIDENCE = 0.1
+
 
 @dataclass(frozen=True)
-class Entry:
-    start: float
-    end: float
-    title: str
-    artist: str | None
+class IdentifiedFile:
+    """The library file behind a play: where it is, and the catalogue track it stands for."""
+
     path: str
     track_id: int | None
-    library_file_id: int
-    confidence: float
-    speed: float
-    pitch: float
 
 
 @dataclass(frozen=True)
 class Identified:
     duration: float
-    entries: list[Entry]
+    plays: list[Play]  # in mix order; each ref's library_file_id is a key of ``files``
+    files: dict[int, IdentifiedFile]
     elapsed: float
     missing_segments: list[str] = field(default_factory=list)
 
 
 def identify(mix: Path, min_confidence: float = 0.0) -> Identified:
     """The tracklist of the mix file against the library."""
-    started = time.monotonic()
     if not mix.is_file():
         raise LibraryError(f"{mix}: no such file")
-    index = open_reader()
-    reader = index.reader
     try:
-        tracklist = engine.identify(reader, decode(mix), reference_peaks=reader.peaks)
+        return identify_stream(decode(mix), min_confidence=min_confidence)
     except AudioError as error:
         raise LibraryError(f"{mix}: not audio ffmpeg can decode ({error})") from error
-    ids = {found.file_id for found in tracklist.found}
+
+
+def identify_stream(
+    blocks: Iterable[Samples],
+    *,
+    min_confidence: float = 0.0,
+    scratch_dir: Path | None = None,
+) -> Identified:
+    """The plays of library files in a stream of mono samples at the engine's rate.
+
+    ``scratch_dir`` takes the engine's temporary spectrogram (the job's folder in the
+    pipeline). Raises ``LibraryError`` when the library is empty.
+    """
+    started = time.monotonic()
+    index = open_reader()
+    reader = index.reader
+    tracklist = engine.identify(
+        reader, blocks, reference_peaks=reader.peaks, scratch_dir=scratch_dir
+    )
+    plays, files = as_plays(tracklist.found, min_confidence)
+    return Identified(tracklist.duration, plays, files, time.monotonic() - started, index.missing)
+
+
+def as_plays(
+    found: Sequence[engine.Found], min_confidence: float = 0.0
+) -> tuple[list[Play], dict[int, IdentifiedFile]]:
+    """The engine's plays as the pipeline's ``Play``, named from the catalogue, with their files.
+
+    A play of a file removed while the mix was matched is left out, as are plays under
+    ``min_confidence``.
+    """
+    ids = {play.file_id for play in found}
     rows = (
         {
             row.id: row
-            for row in db.session.scalars(select(LibraryFile).where(LibraryFile.id.in_(ids)))
+            for row in db.session.scalars(
+                select(LibraryFile)
+                .where(LibraryFile.id.in_(ids))
+                .options(joinedload(LibraryFile.track))
+            )
         }
         if ids
         else {}
     )
-    entries = []
-    for found in tracklist.found:
-        row = rows.get(found.file_id)
-        if row is None or found.confidence < min_confidence:
-            continue  # removed while we were matching, or too doubtful for the caller
+    plays: list[Play] = []
+    files: dict[int, IdentifiedFile] = {}
+    for play in found:
+        row = rows.get(play.file_id)
+        if row is None or play.confidence < min_confidence:
+            continue
         track = row.track
-        entries.append(
-            Entry(
-                start=found.start,
-                end=found.end,
-                title=track.title if track else (row.title or Path(row.path).stem),
-                artist=track.artist if track else row.artist,
-                path=row.path,
-                track_id=track.id if track else None,
-                library_file_id=row.id,
-                confidence=found.confidence,
-                speed=found.speed,
-                pitch=found.pitch,
+        ref = TrackRef(
+            title=track.title if track else (row.title or Path(row.path).stem),
+            artist=track.artist if track else row.artist,
+            library_file_id=row.id,
+            isrc=track.isrc if track else row.isrc,
+            album=track.album if track else row.album,
+        )
+        plays.append(
+            Play(
+                start=play.start,
+                end=play.end,
+                track=ref,
+                found_by=FoundBy.LIBRARY,
+                confidence=play.confidence,
+                speed=play.speed,
+                pitch=play.pitch,
             )
         )
-    return Identified(tracklist.duration, entries, time.monotonic() - started, index.missing)
+        files[row.id] = IdentifiedFile(row.path, track.id if track else None)
+    _end_transaction()  # the caller may go on computing for minutes
+    return plays, files

@@ -60,7 +60,6 @@ class SpectrogramTape:
     def __init__(self, directory: Path) -> None:
         self._path = directory / "mix-spectrogram.u8"
         self._file: BinaryIO | None = self._path.open("wb")
-        self._frames: npt.NDArray[np.uint8] | None = None
         self.count = 0
 
     def write(self, spec: npt.NDArray[np.float32]) -> None:
@@ -77,14 +76,15 @@ class SpectrogramTape:
     def frames(self, start: float, end: float) -> tuple[float, npt.NDArray[np.float32]]:
         """The frames covering ``start``..``end`` seconds and the time of the first one."""
         self.close()
-        if self._frames is None:
-            width = features.HIGH_BIN - features.LOW_BIN + 1
-            if not self.count:
-                return start, np.empty((0, width), np.float32)
-            self._frames = np.memmap(self._path, np.uint8, "r", shape=(self.count, width))
+        width = features.HIGH_BIN - features.LOW_BIN + 1
         first = max(int(start / features.FRAME_SECONDS), 0)
-        last = min(math.ceil(end / features.FRAME_SECONDS), self.count)
-        levels = np.asarray(self._frames[first : max(last, first)], dtype=np.float32)
+        last = max(min(math.ceil(end / features.FRAME_SECONDS), self.count), first)
+        # Read, not memory-mapped: mapped pages count in the process's resident memory, and
+        # the edges of every play of a four-hour mix touch most of its 400 MB tape.
+        with self._path.open("rb") as stream:
+            stream.seek(first * width)
+            data = stream.read((last - first) * width)
+        levels = np.frombuffer(data, np.uint8).reshape(-1, width).astype(np.float32)
         return first * features.FRAME_SECONDS, levels * self.STEP + self.FLOOR
 
 

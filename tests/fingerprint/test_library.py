@@ -33,6 +33,7 @@ from set2tracks.fingerprint import audio, engine, library
 from set2tracks.fingerprint.index import SegmentStore
 from set2tracks.fingerprint.mixes import MixPlan, Segment, TruthEntry, build_mix, tone_track
 from set2tracks.fingerprint.models import FingerprintSegment, LibraryFile
+from set2tracks.pipeline.plays import Play, TrackRef
 from set2tracks.tracks.models import Track
 from set2tracks.tracks.services import UNKNOWN_ARTIST
 from tests.backends import Backends
@@ -962,16 +963,12 @@ def test_identify_refuses_a_missing_or_non_audio_mix(
 # Tracklist formats.
 
 
-@dataclass(frozen=True)
-class Play:
-    start: float
-    end: float
-    title: str
-    artist: str | None = "Artist"
+def heard(start: float, end: float, title: str, artist: str | None = "Artist") -> Play:
+    return Play(start, end, TrackRef(title, artist, library_file_id=1))
 
 
 def test_text_shows_leading_middle_and_trailing_unknown_stretches() -> None:
-    plays = [Play(100.0, 150.0, "Second", None), Play(25.0, 60.0, "First")]
+    plays = [heard(100.0, 150.0, "Second", None), heard(25.0, 60.0, "First")]
 
     text = tracklist_formats.to_text(plays, 200.0)
 
@@ -987,7 +984,7 @@ def test_text_shows_leading_middle_and_trailing_unknown_stretches() -> None:
 
 @pytest.mark.parametrize(("gap", "unknown"), [(19.9, False), (20.0, True)])
 def test_only_gaps_of_twenty_seconds_are_unknown(gap: float, unknown: bool) -> None:
-    plays = [Play(gap, 60.0, "First"), Play(60.0 + gap, 120.0, "Second")]
+    plays = [heard(gap, 60.0, "First"), heard(60.0 + gap, 120.0, "Second")]
 
     lines = tracklist_formats.lines(plays, 120.0 + gap)
 
@@ -997,7 +994,7 @@ def test_only_gaps_of_twenty_seconds_are_unknown(gap: float, unknown: bool) -> N
 
 def test_overlapping_entries_leave_no_gap() -> None:
     # The second play sits inside the first (a long blend): it must not reopen a gap.
-    plays = [Play(0.0, 100.0, "Long"), Play(50.0, 80.0, "Blended"), Play(110.0, 200.0, "Next")]
+    plays = [heard(0.0, 100.0, "Long"), heard(50.0, 80.0, "Blended"), heard(110.0, 200.0, "Next")]
 
     lines = tracklist_formats.lines(plays, 200.0)
 
@@ -1009,7 +1006,7 @@ def test_overlapping_entries_leave_no_gap() -> None:
 
 
 def test_text_uses_hours_for_mixes_of_an_hour_or_more() -> None:
-    plays = [Play(0.0, 3000.0, "Opener"), Play(2990.0, 3725.9, "Closer")]
+    plays = [heard(0.0, 3000.0, "Opener"), heard(2990.0, 3725.9, "Closer")]
 
     assert tracklist_formats.to_text(plays, 3725.9).splitlines() == [
         "0:00:00 Artist - Opener",
@@ -1021,9 +1018,9 @@ def test_text_uses_hours_for_mixes_of_an_hour_or_more() -> None:
 
 def test_cue_sheet_counts_75_frames_a_second_and_drops_quotes() -> None:
     plays = [
-        Play(0.4, 61.0, 'Say "Hello"\nAgain', 'The "Band"'),
-        Play(61.2, 3725.04, "Long  Track"),
-        Play(3725.04, 3730.0, "Last"),
+        heard(0.4, 61.0, 'Say "Hello"\nAgain', 'The "Band"'),
+        heard(61.2, 3725.04, "Long  Track"),
+        heard(3725.04, 3730.0, "Last"),
     ]
 
     cue = tracklist_formats.to_cue(plays, 3730.0, Path('/sets/"Live" set.mp3'), 'Live "at" Club')
