@@ -51,7 +51,7 @@ DECODER_BUFFER = 4 * READ_SIZE
 MAX_PARTS = 16  # the form has four fields; a body of thousands of tiny parts is not ours
 NO_FILE_OR_LINK = "Send a recording in the field 'file', or a YouTube link in 'url'."
 NO_FILE = "Choose the recording to upload."
-NO_TOKEN_REASON = "The CSRF token is missing."  # Flask-WTF's words
+ABSENT_CSRF_REASON = "The CSRF token is missing."  # Flask-WTF's words
 
 
 def too_large_message() -> str:
@@ -228,7 +228,7 @@ class _FormParser:
         try:
             protect_from_csrf()
         except CSRFError as error:
-            if error.description != NO_TOKEN_REASON:
+            if error.description != ABSENT_CSRF_REASON:
                 raise
             # Perhaps sent after the file: say where it must be.
             raise CSRFError(
