@@ -22,6 +22,7 @@ from set2tracks.health.views import blueprint as health_blueprint
 from set2tracks.logs import init_logging
 from set2tracks.perimeter import init_cors, init_request_guards, register_converters
 from set2tracks.queues import init_queues
+from set2tracks.sets.upload_slots import init_upload_slots
 from set2tracks.sets.views import blueprint as sets_blueprint
 from set2tracks.tracks.views import blueprint as tracks_blueprint
 from set2tracks.version import __version__
@@ -66,6 +67,7 @@ def register_extensions(app: Flask) -> None:
 
 def register_clients(app: Flask) -> None:
     init_mail(app)
+    init_upload_slots(app)
 
 
 def register_errorhandlers(app: Flask) -> None:

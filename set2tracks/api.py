@@ -42,7 +42,10 @@ class PerimeterErrorsPlugin(BasePlugin):
         for operation in (operations or {}).values():
             responses = operation.setdefault("responses", {})
             for status, name in PERIMETER_ERRORS.items():
-                responses.setdefault(str(status), name)
+                # flask-smorest keys an operation's own responses by int: one documented
+                # there (with its own description) is kept.
+                if status not in responses and str(status) not in responses:
+                    responses[str(status)] = name
 
 
 class Set2TracksApi(Api):

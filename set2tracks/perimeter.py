@@ -7,16 +7,16 @@ in ``extensions.py``; errors are rendered in ``errors.py``.
 
 A view marked ``@reads_its_own_body`` (uploads) gets its form body unread: the checks here
 that would parse it (NUL bytes, and CSRF in ``auth``) are left to the view, which runs them
-once it knows who is sending and that their quota allows it.
+once it knows who is sending and that their quota allows it; the CSRF token before the
+first byte of a file is stored (``sets.uploads``).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import IO, Any, TypeVar
+from typing import Any, TypeVar
 
-import flask
 from flask import Flask, current_app, request
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 from werkzeug.routing import IntegerConverter
@@ -38,35 +38,6 @@ class IdConverter(IntegerConverter):
 
     def __init__(self, url_map: Any) -> None:
         super().__init__(url_map, min=1, max=MAX_ID)
-
-
-class Request(flask.Request):
-    """Flask's request, whose uploaded files a view may stream where it chooses.
-
-    Werkzeug spools each file part into a temporary file of its own; a view that sets
-    ``file_stream_factory`` before touching the form gets the parts written to its file
-    objects instead, as they arrive.
-    """
-
-    file_stream_factory: Callable[..., IO[bytes]] | None = None
-
-    def _get_file_stream(
-        self,
-        total_content_length: int | None,
-        content_type: str | None,
-        filename: str | None = None,
-        content_length: int | None = None,
-    ) -> IO[bytes]:
-        if self.file_stream_factory is None:
-            return super()._get_file_stream(
-                total_content_length, content_type, filename, content_length
-            )
-        return self.file_stream_factory(
-            total_content_length=total_content_length,
-            content_type=content_type,
-            filename=filename,
-            content_length=content_length,
-        )
 
 
 def reads_its_own_body(view: View) -> View:
@@ -200,7 +171,6 @@ def reject_deep_json() -> None:
 
 def init_request_guards(app: Flask) -> None:
     """Install the guards that run before credentials are even looked at."""
-    app.request_class = Request
     app.before_request(reject_nul_bytes)
     app.before_request(require_json_body)
     app.before_request(reject_deep_json)

@@ -100,6 +100,20 @@ def test_openapi_document_is_valid(document: dict[str, Any]) -> None:
     assert document["info"]["title"] == "Set2Tracks API"
 
 
+def test_submitting_documents_every_answer_it_gives(document: dict[str, Any]) -> None:
+    """A client needs each of them: quotas (429 with when), CSRF (400), limits (413)..."""
+    submit = document["paths"]["/api/v1/submissions"]["post"]
+    responses = submit["responses"]
+    already_there = responses["200"]["content"]["application/json"]["schema"]["oneOf"]
+
+    assert {"200", "202", "400", "401", "404", "413", "415", "422", "429"} <= set(responses)
+    assert "Retry-After" in responses["429"]["headers"]
+    assert "CSRF" in responses["400"]["description"]
+    assert {"$ref": "#/components/schemas/SubmissionProgress"} in already_there
+    progress = document["components"]["schemas"]["SubmissionProgress"]["properties"]
+    assert set(progress) == {"id", "status", "stage", "progress"}
+
+
 def api_routes(app: Flask) -> set[tuple[str, str]]:
     """Return every (OpenAPI path, method) the app serves under ``/api/v1``."""
     served = set()

@@ -33,6 +33,7 @@ from set2tracks.database import utcnow
 from set2tracks.errors import Conflict, Forbidden, InvalidInput, NotFound
 from set2tracks.extensions import db
 from set2tracks.queues import enqueue
+from set2tracks.sets.submissions import forget_submitter, remove_uploads
 
 logger = logging.getLogger(__name__)
 
@@ -484,13 +485,18 @@ def set_preferences(
 
 
 def delete_account(user_id: int, password: str) -> None:
-    """Delete an account and its personal data; the sets it submitted stay, unattributed."""
+    """Delete an account and its personal data: its private sets, uploads and active work.
+
+    Public sets it submitted stay, unattributed.
+    """
     user = _user(user_id)
     if not verify_password(user.password_hash, password):
         message = "This password is not right."
         raise InvalidInput(message, fields={"password": [message]})
+    upload_files = forget_submitter(user_id)
     db.session.execute(delete(User).where(User.id == user_id))
     db.session.commit()
+    remove_uploads(upload_files)
     logger.info("account deleted", extra={"event": "delete_account", "user": user_id})
 
 

@@ -153,8 +153,9 @@ def authenticate_request() -> None:
 def protect_from_csrf() -> None:
     """Refuse (400) a state change sent with cookies but without the session's CSRF token.
 
-    Runs before every view; a view that reads its own body (uploads) calls it once the body
-    is parsed, the token being a field of its form.
+    Runs before every view; a view that reads its own body (uploads) calls it as it parses
+    the body: once the fields before the file are read (the token must be among them, or in
+    the ``X-CSRFToken`` header), before a byte of the file is stored.
     """
     if g.get("signed_in_by_token"):
         return

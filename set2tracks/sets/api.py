@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask import Response, jsonify, request, url_for
 from flask_login import current_user, login_required
 
 from set2tracks.auth.api import SIGNED_IN
-from set2tracks.errors import InvalidInput, NotFound
+from set2tracks.errors import PROBLEM_JSON, NotFound
 from set2tracks.extensions import db
 from set2tracks.pagination import Page, cursor_page
 from set2tracks.perimeter import reads_its_own_body
-from set2tracks.schemas import ApiBlueprint
+from set2tracks.schemas import ApiBlueprint, ProblemSchema
 from set2tracks.sets import services, submissions
 from set2tracks.sets.models import DjSet, Submission
 from set2tracks.sets.schemas import (
@@ -23,18 +24,19 @@ from set2tracks.sets.schemas import (
     SubmissionDetailSchema,
     SubmissionListArgs,
     SubmissionPageSchema,
+    SubmissionProgressSchema,
     SubmissionSchema,
     SubmitFormArgs,
     SubmitVideoArgs,
 )
-from set2tracks.sets.uploads import receive_form
+from set2tracks.sets.uploads import submit_form
 from set2tracks.tracks.viewer import current_viewer
 
 blueprint = ApiBlueprint("sets_api", __name__, description="Published DJ sets")
 submissions_blueprint = ApiBlueprint(
     "submissions_api", __name__, description="Submitting sets and following their processing"
 )
-TRUE_VALUES = frozenset({"1", "true", "on", "yes"})
+View = TypeVar("View", bound=Callable[..., Any])
 
 
 @blueprint.get("")
@@ -53,30 +55,45 @@ def get_set(set_id: int) -> DjSet:
     return services.get_visible_set(set_id, current_viewer())
 
 
-@blueprint.post("/<id:set_id>/publish")
-@login_required
-@blueprint.response(200, SetDetailSchema)
-@blueprint.alt_response(401, response="UNAUTHORIZED")
-@blueprint.alt_response(404, response="NOT_FOUND", description="No set of yours by this id")
-@blueprint.alt_response(409, response="CONFLICT", description="A YouTube set: always public")
-@blueprint.doc(security=SIGNED_IN)
+def _privacy_route(rule: str) -> Callable[[View], View]:
+    """Route and document an uploaded set's publish or unpublish action (they share all)."""
+
+    def register(view: View) -> View:
+        decorators = (
+            blueprint.post(rule),
+            login_required,
+            blueprint.response(200, SetDetailSchema),
+            blueprint.alt_response(401, response="UNAUTHORIZED"),
+            blueprint.alt_response(
+                404, response="NOT_FOUND", description="No set of yours by this id"
+            ),
+            blueprint.alt_response(
+                409, response="CONFLICT", description="A YouTube set: always public"
+            ),
+            blueprint.doc(security=SIGNED_IN),
+        )
+        for decorate in reversed(decorators):
+            view = decorate(view)
+        return view
+
+    return register
+
+
+def _set_privacy(set_id: int, *, private: bool) -> DjSet:
+    submissions.set_privacy(set_id, current_viewer(), private=private)
+    return services.get_visible_set(set_id, current_viewer())
+
+
+@_privacy_route("/<id:set_id>/publish")
 def publish_set(set_id: int) -> DjSet:
     """Make your uploaded set public: everyone may find it from now on."""
-    submissions.set_privacy(set_id, current_viewer(), private=False)
-    return services.get_visible_set(set_id, current_viewer())
+    return _set_privacy(set_id, private=False)
 
 
-@blueprint.post("/<id:set_id>/unpublish")
-@login_required
-@blueprint.response(200, SetDetailSchema)
-@blueprint.alt_response(401, response="UNAUTHORIZED")
-@blueprint.alt_response(404, response="NOT_FOUND", description="No set of yours by this id")
-@blueprint.alt_response(409, response="CONFLICT", description="A YouTube set: always public")
-@blueprint.doc(security=SIGNED_IN)
+@_privacy_route("/<id:set_id>/unpublish")
 def unpublish_set(set_id: int) -> DjSet:
     """Make your uploaded set private again: only you (and admins) may see it."""
-    submissions.set_privacy(set_id, current_viewer(), private=True)
-    return services.get_visible_set(set_id, current_viewer())
+    return _set_privacy(set_id, private=True)
 
 
 SUBMIT_BODY = {
@@ -93,9 +110,14 @@ SUBMIT_BODY = {
     },
 }
 ALREADY_THERE = {
-    "oneOf": [SubmissionSchema, SetSchema],
-    "description": "A submission, or a set",
+    "oneOf": [SubmissionSchema, SubmissionProgressSchema, SetSchema],
+    "description": "Your submission, someone else's (only how far it is), or a set",
 }
+RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}}
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"schema": ProblemSchema, "content_type": PROBLEM_JSON, "description": description}
 
 
 @submissions_blueprint.post("")
@@ -105,43 +127,54 @@ ALREADY_THERE = {
 @submissions_blueprint.alt_response(
     200,
     schema=ALREADY_THERE,
-    description="Already there: the published set of this video, or the submission of this"
-    " video (or of this very file, from you) that is being processed",
+    description="Already there: the published set of this video; the submission of this"
+    " video (or of this very file, from you) being processed, in full when it is yours, else"
+    " only its id, status, stage and progress",
+)
+@submissions_blueprint.alt_response(
+    400,
+    **_problem(
+        "A browser session's request without its CSRF token (for an upload: in the"
+        " X-CSRFToken header or as the csrf_token field before the file), or a malformed form"
+    ),
 )
 @submissions_blueprint.alt_response(401, response="UNAUTHORIZED")
-@submissions_blueprint.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
-@submissions_blueprint.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE")
-@submissions_blueprint.alt_response(422, response="UNPROCESSABLE_ENTITY")
+@submissions_blueprint.alt_response(
+    404, **_problem("The video's published set was hidden while the request was answered")
+)
+@submissions_blueprint.alt_response(
+    413, **_problem("The upload is over the server's limit (nothing of it is kept)")
+)
+@submissions_blueprint.alt_response(415, **_problem("A body that is neither JSON nor a form"))
+@submissions_blueprint.alt_response(
+    422,
+    **_problem(
+        "Not a YouTube link, no file and no link, both, or a file that is not audio of a"
+        " set's length"
+    ),
+)
+@submissions_blueprint.alt_response(
+    429,
+    headers=RETRY_AFTER,
+    **_problem(
+        "Over a quota: submissions per hour, or sets being processed and uploaded at once;"
+        " checked before an upload is read"
+    ),
+)
 @submissions_blueprint.doc(security=SIGNED_IN, requestBody=SUBMIT_BODY)
 def create_submission() -> Any:
     """Submit a set: a YouTube link, or an uploaded recording (private until you publish it).
 
-    Over a quota (submissions per hour, sets being processed at once) the answer is 429 with
-    ``Retry-After``.
+    Over a quota (submissions per hour, sets being processed or uploaded at once) the
+    answer is 429 with ``Retry-After``.
     """
     user_id: int = current_user.id
     if request.is_json:
         args = submissions_blueprint.ARGUMENTS_PARSER.parse(SubmitVideoArgs, location="json")
         outcome = submissions.submit_video(user_id, args["url"], notify=args["notify"])
     else:
-        outcome = _submit_form(user_id)
+        outcome = submit_form(user_id)
     return _answer(outcome)
-
-
-def _submit_form(user_id: int) -> submissions.Submitted:
-    submissions.ensure_quota_left(user_id)
-    form, upload = receive_form()
-    url = form.get("url", "").strip()
-    notify = form.get("notify", "").strip().lower() in TRUE_VALUES
-    if upload is not None:
-        if url:
-            upload.path.unlink(missing_ok=True)
-            raise InvalidInput("Send a file or a link, not both.", fields={"url": ["Not both."]})
-        return submissions.submit_upload(user_id, upload, notify=notify)
-    if url:
-        return submissions.submit_video(user_id, url, notify=notify)
-    message = "Send a recording in the field 'file', or a YouTube link in 'url'."
-    raise InvalidInput(message, fields={"file": [message]})
 
 
 def _answer(outcome: submissions.Submitted) -> Any:
@@ -151,14 +184,21 @@ def _answer(outcome: submissions.Submitted) -> Any:
         )
         if dj_set is None:  # hidden between the two reads
             raise NotFound("This video's set is not available.")
-        response: Response = jsonify(SetSchema().dump(dj_set))
-        return response
+        return _json(SetSchema().dump(dj_set))
     submission = db.session.get(Submission, outcome.submission_id)
-    if not outcome.created:
-        return submission, 200
-    assert submission is not None  # created just now, in this session
-    location = url_for("submissions_api.get_submission", submission_id=submission.id)
-    return submission, 202, {"Location": location}
+    assert submission is not None  # the service just found or made it
+    if outcome.created:
+        location = url_for("submissions_api.get_submission", submission_id=submission.id)
+        return submission, 202, {"Location": location}
+    if not submissions.may_read(submission, current_viewer()):
+        # Someone else's: that it exists and how far it is, not what they asked for.
+        return _json(SubmissionProgressSchema().dump(submission))
+    return submission, 200
+
+
+def _json(data: Any) -> Response:
+    response: Response = jsonify(data)
+    return response
 
 
 @submissions_blueprint.get("")

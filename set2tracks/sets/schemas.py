@@ -89,8 +89,18 @@ class SubmitFormArgs(Schema):
         }
     )
     url = Text(validate=validate.Length(max=MAX_LINK_LENGTH))
-    notify = fields.Boolean(metadata={"description": "Email me when the set is ready"})
-    csrf_token = fields.String(metadata={"description": "With a browser session"})
+    notify = fields.String(
+        metadata={
+            "description": "Email me when the set is ready: 1, true, on, yes or y (any case);"
+            " anything else, or no field, means no"
+        }
+    )
+    csrf_token = fields.String(
+        metadata={
+            "description": "With a browser session: the session's CSRF token, sent before the"
+            " file (or in the X-CSRFToken header)"
+        }
+    )
 
 
 class SubmissionLinksSchema(Schema):
@@ -139,6 +149,15 @@ class SubmissionSchema(Schema):
         if attr == "links":
             return submission_links(obj)
         return super().get_attribute(obj, attr, default)
+
+
+class SubmissionProgressSchema(Schema):
+    """Someone else's submission of the same video: only how far it is, nothing of theirs."""
+
+    id = fields.Integer(required=True)
+    status = fields.Enum(SubmissionStatus, by_value=True, required=True)
+    stage = fields.String(allow_none=True, required=True)
+    progress = fields.Integer(required=True, metadata={"description": "Percent, 0 to 100"})
 
 
 class AttemptSchema(Schema):

@@ -21,7 +21,8 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -29,7 +30,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from flask import current_app
-from sqlalchemy import ColumnElement, Select, func, select, update
+from sqlalchemy import ColumnElement, Select, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
@@ -48,6 +49,7 @@ from set2tracks.sets.models import (
     SubmissionStatus,
 )
 from set2tracks.sets.services import recount_channel
+from set2tracks.sets.upload_slots import SlotKeeper, upload_slots
 from set2tracks.tracks.services import Viewer, recount_track_sets
 
 logger = logging.getLogger(__name__)
@@ -78,6 +80,7 @@ YOUTUBE_WAITING = (
 )
 RETRIED = "Queued again by an administrator."
 CANCELLED = "Cancelled by an administrator."
+SUBMITTER_LEFT = "Cancelled: its submitter deleted their account."
 # The active-submissions quota frees up when one finishes: no way to know when, so a
 # client is told to look again in a minute.
 ACTIVE_RETRY_SECONDS = 60
@@ -168,19 +171,37 @@ def quota_for(user: User) -> Quota:
     return Quota(config["SUBMISSIONS_PER_HOUR"], config["ACTIVE_SUBMISSIONS"], 0)
 
 
-def _quota_refusal(user_id: int, quota: Quota, now: datetime) -> TooManyRequests | None:
-    """Return why ``user_id`` may not submit now, or None when their quotas allow it."""
+def _active_count(user_id: int) -> int:
+    """Return how many of ``user_id``'s submissions are queued, waiting or running."""
     active = db.session.scalar(
         select(func.count())
         .select_from(Submission)
         .where(Submission.user_id == user_id, Submission.status.in_(ACTIVE_STATUSES))
     )
-    if (active or 0) >= quota.active:
-        return TooManyRequests(
-            f"You have {active} sets being processed, the most at once for your account:"
-            " submit this one when one of them is done.",
-            retry_after=ACTIVE_RETRY_SECONDS,
-        )
+    return active or 0
+
+
+def _too_many_active(active: int, uploading: int) -> TooManyRequests:
+    held = f"{active} sets being processed"
+    if uploading:
+        held += f" and {uploading} being uploaded"
+    return TooManyRequests(
+        f"You have {held}, the most at once for your account:"
+        " submit this one when one of them is done.",
+        retry_after=ACTIVE_RETRY_SECONDS,
+    )
+
+
+def _quota_refusal(
+    user_id: int, quota: Quota, now: datetime, *, active: int, uploading: int
+) -> TooManyRequests | None:
+    """Return why ``user_id`` may not submit now, or None when their quotas allow it.
+
+    ``active``: their submissions being processed; ``uploading``: their uploads still
+    arriving in other requests. Both take places in the active-submissions quota.
+    """
+    if active + uploading >= quota.active:
+        return _too_many_active(active, uploading)
     recent = list(
         db.session.scalars(
             select(Submission.created_at)
@@ -200,19 +221,36 @@ def _quota_refusal(user_id: int, quota: Quota, now: datetime) -> TooManyRequests
     )
 
 
-def ensure_quota_left(user_id: int) -> None:
-    """Refuse (429) a submitter whose quota is used up, before their upload is even read.
+@contextmanager
+def upload_slot(user_id: int) -> Iterator[Callable[[], None]]:
+    """Hold a place in ``user_id``'s quota while their upload arrives; 429 if none is left.
 
-    A first look without locks: ``submit_upload`` counts again, locked. It ends the read
-    transaction, which must not stay open while an upload of minutes streams in.
+    Checked before a byte of the upload is read. The place is taken atomically (two
+    uploads at once cannot both take the last one) and given back when the block ends;
+    the submission that the upload becomes is then counted, locked, by ``submit_upload``.
+    Yields a function to call now and then while the upload arrives, which keeps the
+    place from expiring. The first look is without locks, and ends the read transaction,
+    which must not stay open while an upload of minutes streams in.
     """
     user = db.session.get(User, user_id)
     if user is None:
         raise NotFound("This account does not exist.")
-    refusal = _quota_refusal(user_id, quota_for(user), utcnow())
+    quota = quota_for(user)
+    slots = upload_slots()
+    active = _active_count(user_id)
+    refusal = _quota_refusal(
+        user_id, quota, utcnow(), active=active, uploading=slots.count(user_id)
+    )
     _end_read_transaction()
     if refusal is not None:
         raise refusal
+    slot = slots.take(user_id, limit=quota.active - active)
+    if slot is None:  # another upload took the last place since the count
+        raise _too_many_active(active, slots.count(user_id))
+    try:
+        yield SlotKeeper(slots, user_id, slot)
+    finally:
+        slots.release(user_id, slot)
 
 
 def _end_read_transaction() -> None:
@@ -245,10 +283,20 @@ def _lock_submitter(user_id: int) -> User:
 
 
 def _checked_quota(user_id: int) -> Quota:
-    """Lock the submitter and return their quota, or raise ``TooManyRequests``."""
+    """Lock the submitter and return their quota, or raise ``TooManyRequests``.
+
+    Uploads of theirs still arriving in other requests count as active: the caller's own
+    upload, if any, has given its place back by now.
+    """
     user = _lock_submitter(user_id)
     quota = quota_for(user)
-    refusal = _quota_refusal(user_id, quota, utcnow())
+    refusal = _quota_refusal(
+        user_id,
+        quota,
+        utcnow(),
+        active=_active_count(user_id),
+        uploading=upload_slots().count(user_id),
+    )
     if refusal is not None:
         raise refusal
     return quota
@@ -276,11 +324,7 @@ def _insert_once(submission: Submission, match: ColumnElement[bool]) -> Submissi
 def submit_video(user_id: int, link: str, *, notify: bool = False) -> Submitted:
     """Submit a YouTube video by link or id; give the published set or active one if any."""
     video_id = parse_video_id(link)
-    published = db.session.scalar(
-        select(DjSet.id).where(
-            DjSet.video_id == video_id, DjSet.is_published.is_(True), DjSet.is_hidden.is_(False)
-        )
-    )
+    published = _published_set_id(video_id)
     if published is not None:
         return Submitted(set_id=published)
     same_video = Submission.video_id == video_id
@@ -310,6 +354,15 @@ def submit_video(user_id: int, link: str, *, notify: bool = False) -> Submitted:
         "submission %s: YouTube video stored, waiting for the YouTube source", submission.id
     )
     return Submitted(submission_id=submission.id, created=True)
+
+
+def _published_set_id(video_id: str) -> int | None:
+    """Return the id of the set everyone may see for this video, if there is one."""
+    return db.session.scalar(
+        select(DjSet.id).where(
+            DjSet.video_id == video_id, DjSet.is_published.is_(True), DjSet.is_hidden.is_(False)
+        )
+    )
 
 
 def submit_upload(user_id: int, upload: ReceivedFile, *, notify: bool = False) -> Submitted:
@@ -449,6 +502,12 @@ def retry_submission(submission_id: int) -> Submission:
             f" {submission.status.value}."
         )
     upload = submission.source is SetSource.UPLOAD
+    published = None if upload else _published_set_id(submission.video_id or "")
+    if published is not None:
+        # Its set came from another submission meanwhile: a run would only make a twin.
+        raise Conflict(
+            f"This video's set is already published (set {published}): there is nothing to retry."
+        )
     if upload and not Path(submission.upload_path or "").is_file():
         raise Conflict(
             "The uploaded file is gone (it is removed once a set is published or discarded):"
@@ -535,3 +594,58 @@ def _track_ids(set_id: int) -> Sequence[int]:
         .where(SetTrack.set_id == set_id, SetTrack.track_id.is_not(None))
         .distinct()
     ).all()  # type: ignore[return-value]
+
+
+def forget_submitter(user_id: int) -> list[Path]:
+    """Cancel a leaving user's active submissions and delete their private sets (no commit).
+
+    Returns the files of their uploads, for the caller to remove once its commit has made
+    this final (``remove_uploads``). Private sets are theirs alone: their tracklists go with
+    them (cascade) and the counters they fed are recomputed. Public sets stay, unattributed.
+    """
+    db.session.execute(
+        update(Submission)
+        .where(Submission.user_id == user_id, Submission.status.in_(ACTIVE_STATUSES))
+        .values(
+            status=SubmissionStatus.CANCELLED,
+            reason=SUBMITTER_LEFT,
+            retry_at=None,
+            finished_at=utcnow(),
+        )
+    )
+    private = db.session.execute(
+        select(DjSet.id, DjSet.channel_id).where(
+            DjSet.submitted_by_id == user_id, DjSet.is_private.is_(True)
+        )
+    ).all()
+    set_ids = [row.id for row in private]
+    if set_ids:
+        track_ids = db.session.scalars(
+            select(SetTrack.track_id)
+            .where(SetTrack.set_id.in_(set_ids), SetTrack.track_id.is_not(None))
+            .distinct()
+        ).all()
+        db.session.execute(delete(DjSet).where(DjSet.id.in_(set_ids)))
+        recount_track_sets([track_id for track_id in track_ids if track_id is not None])
+        for channel_id in {row.channel_id for row in private if row.channel_id is not None}:
+            recount_channel(channel_id)
+    paths = db.session.scalars(
+        select(Submission.upload_path).where(
+            Submission.user_id == user_id, Submission.upload_path.is_not(None)
+        )
+    ).all()
+    logger.info(
+        "user %s leaving: active submissions cancelled, %s private sets deleted",
+        user_id,
+        len(set_ids),
+    )
+    return [Path(path) for path in paths if path]
+
+
+def remove_uploads(paths: Sequence[Path]) -> None:
+    """Remove upload files (one already gone is fine)."""
+    for path in paths:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as error:  # a file left behind is swept later; the request succeeded
+            logger.warning("upload %s not removed: %s", path.name, error.strerror)

@@ -20,14 +20,14 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from set2tracks.auth.views import admin_required
 from set2tracks.browse import browse_params, render_browse
-from set2tracks.errors import DomainError, InvalidInput, TooManyRequests
+from set2tracks.errors import DomainError, TooManyRequests
 from set2tracks.extensions import db
 from set2tracks.links import external_url
 from set2tracks.perimeter import reads_its_own_body
 from set2tracks.sets import services, submissions
 from set2tracks.sets.forms import LinkForm, UploadForm
 from set2tracks.sets.models import ACTIVE_STATUSES, SetSource, Submission, SubmissionStatus
-from set2tracks.sets.uploads import receive_form
+from set2tracks.sets.uploads import submit_form
 from set2tracks.tracks.viewer import current_viewer
 
 blueprint = Blueprint("sets", __name__)
@@ -99,13 +99,23 @@ def _show_error(form: Any, error: DomainError, field: str) -> None:
         form.form_errors.append(error.detail)
 
 
+def _email_when_ready() -> bool:
+    """Whether the signed-in user asked to be emailed by default (their preference)."""
+    return bool(current_user.preferences and current_user.preferences.email_when_ready)
+
+
+def _upload_form() -> UploadForm:
+    # The file is gone once refused, and the form's fields were never kept: a fresh form.
+    return UploadForm(formdata=None, notify=_email_when_ready())
+
+
 def _submit_page(
     status: int,
     link_form: LinkForm | None = None,
     upload_form: UploadForm | None = None,
     retry_after: int | None = None,
 ) -> Response:
-    notify = current_user.preferences.email_when_ready if current_user.preferences else False
+    notify = _email_when_ready()
     page = render_template(
         "sets/submit.html",
         link_form=link_form or LinkForm(formdata=None, notify=notify),
@@ -166,19 +176,14 @@ def submit_upload() -> ResponseReturnValue:
     # Read before the upload streams in: later, the signed-in user's row would be loaded
     # again, in a transaction left open for as long as the upload lasts.
     user_id: int = current_user.id
-    form = UploadForm(formdata=None)
     try:
-        submissions.ensure_quota_left(user_id)
-        fields, upload = receive_form()
-        form.notify.data = bool(fields.get("notify"))
-        if upload is None:
-            message = "Choose the recording to upload."
-            raise InvalidInput(message, fields={"file": [message]})
-        outcome = submissions.submit_upload(user_id, upload, notify=bool(form.notify.data))
+        outcome = submit_form(user_id, links=False)
     except RequestEntityTooLarge as error:
+        form = _upload_form()
         form.file.errors = [str(error.description)]
         return _submit_page(413, upload_form=form)
     except DomainError as error:
+        form = _upload_form()
         _show_error(form, error, "file")
         retry_after = error.retry_after if isinstance(error, TooManyRequests) else None
         return _submit_page(error.status, upload_form=form, retry_after=retry_after)

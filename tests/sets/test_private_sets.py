@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -10,12 +11,19 @@ from flask.testing import FlaskClient
 
 from set2tracks.auth.models import User
 from set2tracks.extensions import db
-from set2tracks.sets.models import Channel, DjSet, SetSource
+from set2tracks.sets.models import Channel, DjSet, SetSource, SubmissionStatus
 from set2tracks.sets.services import browse_sets, get_visible_set, recount_set
 from set2tracks.tracks.models import Track
 from set2tracks.tracks.services import Viewer
-from tests.auth.helpers import sign_in
-from tests.factories import DjSetFactory, SetTrackFactory, TrackFactory, UserFactory
+from tests.auth.helpers import PASSWORD, csrf_token, make_user, sign_in
+from tests.factories import (
+    DjSetFactory,
+    SetTrackFactory,
+    SubmissionFactory,
+    TrackFactory,
+    UserFactory,
+)
+from tests.sets.submitting import bearer, post_file, submission
 
 SECRET = "Basement rehearsal"
 
@@ -30,7 +38,7 @@ class Uploads:
 
 @pytest.fixture
 def uploads() -> Uploads:
-    owner = UserFactory()
+    owner = make_user()  # with a password, to sign in and delete the account
     track = TrackFactory(title="Glue", artist="Bicep")
     public = DjSetFactory(title="Open air")
     private = DjSetFactory(
@@ -134,3 +142,51 @@ def test_publishing_a_private_set_makes_it_count(client: FlaskClient, uploads: U
     assert db.session.get(Track, uploads.track.id).set_count == 2  # type: ignore[union-attr]
     assert db.session.get(Channel, uploads.public.channel_id).set_count == 2  # type: ignore[union-attr]
     assert seen_by(client, uploads) == EVERYWHERE
+
+
+def test_deleting_an_account_takes_its_private_sets_uploads_and_active_work(
+    app: Flask, client: FlaskClient, media: dict[str, Path], uploads: Uploads
+) -> None:
+    """A private upload is personal data: it must not outlive its owner's account."""
+    owner_id = uploads.owner.id
+    headers = bearer(uploads.owner)
+    uploaded = post_file(client, media["mix.mp3"], headers=headers)
+    assert uploaded.status_code == 202
+    upload_path = Path(submission(uploaded.json["id"]).upload_path or "")
+    gone = SubmissionFactory(
+        user=db.session.get(User, owner_id),
+        source=SetSource.UPLOAD,
+        video_id=None,
+        upload_path=str(upload_path.with_name("already-removed")),
+        status=SubmissionStatus.FAILED,
+    )
+    youtube = DjSetFactory(
+        submitted_by=db.session.get(User, owner_id),
+        title="Rooftop",
+        channel=uploads.public.channel,  # not counted yet: the deletion recounts the channel
+    )
+    private_id, youtube_id, channel_id = uploads.private.id, youtube.id, uploads.public.channel_id
+    db.session.commit()
+    browser = app.test_client()
+    sign_in(browser, db.session.get(User, owner_id))
+    db.session.commit()
+
+    deleted = browser.post(
+        "/account/delete", data={"delete-password": PASSWORD, "csrf_token": csrf_token(browser)}
+    )
+
+    assert deleted.status_code in (302, 303)
+    db.session.expire_all()
+    assert db.session.get(DjSet, private_id) is None
+    assert not upload_path.exists()
+    left = submission(uploaded.json["id"])
+    assert (left.user_id, left.status) == (None, SubmissionStatus.CANCELLED)
+    assert submission(gone.id).status is SubmissionStatus.FAILED
+    kept = db.session.get(DjSet, youtube_id)  # public: stays, unattributed
+    assert kept is not None
+    assert kept.submitted_by_id is None
+    # The counters the public may read are what they were (the private set never counted).
+    assert db.session.get(Track, uploads.track.id).set_count == 1  # type: ignore[union-attr]
+    channel = db.session.get(Channel, channel_id)
+    assert channel is not None
+    assert channel.set_count == 2

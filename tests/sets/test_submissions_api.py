@@ -20,6 +20,7 @@ from set2tracks.queues import SERIALIZER, inline_runner
 from set2tracks.sets.models import SetSource, SubmissionStatus
 from set2tracks.sets.services import recount_set
 from set2tracks.sets.submissions import YOUTUBE_WAITING
+from set2tracks.sets.upload_slots import upload_slots
 from tests.auth.helpers import csrf_token, sign_in
 from tests.backends import Backends
 from tests.conftest import base_config
@@ -32,7 +33,9 @@ from tests.factories import (
 )
 from tests.sets.submitting import (
     API,
+    WatchedBody,
     bearer,
+    multipart_upload,
     post_file,
     stored_uploads,
     submission,
@@ -189,15 +192,8 @@ def test_the_quota_is_checked_before_the_upload_is_read(app: Flask, client: Flas
     for _ in range(3):
         SubmissionFactory(user=user, status=SubmissionStatus.RUNNING)
     headers = bearer(user)
-
-    class WatchedBody(io.BytesIO):
-        reads = 0
-
-        def read(self, size: int | None = -1) -> bytes:
-            self.reads += 1
-            return super().read(size)
-
     body = WatchedBody(b"--x\r\n" + b"\0" * 500_000)
+
     response = client.post(
         API,
         input_stream=body,
@@ -207,7 +203,62 @@ def test_the_quota_is_checked_before_the_upload_is_read(app: Flask, client: Flas
     )
 
     assert response.status_code == 429
-    assert body.reads == 0
+    assert body.bytes_read == 0
+
+
+def test_the_body_watcher_sees_a_body_that_is_read(client: FlaskClient) -> None:
+    """The instrument of the test above can fail: werkzeug reads with readinto(), and a
+    counter of read() calls alone saw nothing even when every byte was read."""
+    headers = bearer(UserFactory())  # quota left: the body is read and parsed
+    body = WatchedBody(b"--x\r\n" + b"\0" * 100_000)
+
+    response = client.post(
+        API,
+        input_stream=body,
+        content_length=len(body.getvalue()),
+        content_type="multipart/form-data; boundary=x",
+        headers=headers,
+    )
+
+    assert response.status_code == 400  # read to its end: no closing boundary
+    assert body.bytes_read == len(body.getvalue())
+
+
+def test_an_upload_in_progress_takes_a_place_in_the_active_quota(
+    app: Flask, client: FlaskClient, media: dict[str, Path]
+) -> None:
+    """Uploads of one user at once: each holds a place while its body arrives (another
+    request's upload is held here by taking its place as that request would)."""
+    user = UserFactory()
+    for _ in range(2):
+        SubmissionFactory(user=user, status=SubmissionStatus.RUNNING)
+    headers = bearer(user)
+    slots = upload_slots()
+    arriving = slots.take(user.id, limit=1)
+    assert arriving is not None
+    payload, content_type = multipart_upload(media["mix.mp3"])
+    body = WatchedBody(payload)
+    before = stored_uploads(app)
+
+    refused = client.post(
+        API,
+        input_stream=body,
+        content_length=len(payload),
+        content_type=content_type,
+        headers=headers,
+    )
+    link = client.post(API, json={"url": VIDEO}, headers=headers)
+    slots.release(user.id, arriving)
+    accepted = post_file(client, media["mix.mp3"], headers=headers)
+
+    assert (refused.status_code, link.status_code, accepted.status_code) == (429, 429, 202)
+    assert refused.headers["Retry-After"] == "60"
+    assert refused.json["detail"].startswith(
+        "You have 2 sets being processed and 1 being uploaded, the most at once"
+    )
+    assert body.bytes_read == 0
+    assert len(stored_uploads(app) - before) == 1  # the accepted upload's file only
+    assert slots.count(user.id) == 0  # each request gave its place back
 
 
 def test_the_same_file_twice_from_one_user_is_one_submission(
@@ -243,18 +294,30 @@ def test_a_published_video_answers_with_its_set(client: FlaskClient) -> None:
     assert submission_count() == rows
 
 
-def test_an_active_submission_of_the_video_answers_with_it(client: FlaskClient) -> None:
-    earlier = SubmissionFactory(video_id=VIDEO, status=SubmissionStatus.RUNNING)
-    headers = bearer(UserFactory())
+def test_an_active_submission_of_the_video_answers_with_how_far_it_is(
+    client: FlaskClient,
+) -> None:
+    """Someone else's submission of the same video: that it exists and how far it is,
+    nothing of what they asked for (their email choice, attempts, times, links)."""
+    ada, bob = UserFactory(), UserFactory()
+    ada_headers, bob_headers = bearer(ada), bearer(bob)
+    first = client.post(API, json={"url": VIDEO, "notify": True}, headers=ada_headers)
+    client.post(API, json={"url": VIDEO}, headers=ada_headers)  # hers: the same one, in full
 
-    response = client.post(API, json={"url": VIDEO}, headers=headers)
+    second = client.post(API, json={"url": VIDEO}, headers=bob_headers)
 
-    assert response.status_code == 200
-    assert response.json["id"] == earlier.id
-    assert response.json["status"] == "running"
-    # Someone else's: its address would be a 404 to this user.
-    assert response.json["links"]["self"] is None
-    assert client.get(f"{API}/{earlier.id}", headers=headers).status_code == 404
+    assert second.status_code == 200
+    assert second.json == {
+        "id": first.json["id"],
+        "status": "queued",
+        "stage": None,
+        "progress": 0,
+    }
+    assert client.get(f"{API}/{second.json['id']}", headers=bob_headers).status_code == 404
+    again = client.post(API, json={"url": VIDEO}, headers=ada_headers)
+    assert again.status_code == 200
+    assert again.json["notify"] is True
+    assert again.json["links"]["self"] is not None
 
 
 def test_a_video_whose_submission_ended_can_be_submitted_again(client: FlaskClient) -> None:

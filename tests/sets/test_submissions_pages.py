@@ -5,14 +5,16 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
 from set2tracks import create_app
 from set2tracks.auth.models import User
+from set2tracks.errors import Conflict
 from set2tracks.extensions import db
 from set2tracks.sets.models import DjSet, SetSource, SubmissionAttempt, SubmissionStatus
-from set2tracks.sets.submissions import CANCELLED, RETRIED
+from set2tracks.sets.submissions import CANCELLED, RETRIED, retry_submission
 from tests.auth.helpers import csrf_token, sign_in
 from tests.backends import Backends
 from tests.conftest import base_config
@@ -23,7 +25,13 @@ from tests.factories import (
     TrackFactory,
     UserFactory,
 )
-from tests.sets.submitting import post_file, stored_uploads, submission
+from tests.sets.submitting import (
+    WatchedBody,
+    multipart_upload,
+    post_file,
+    stored_uploads,
+    submission,
+)
 
 VIDEO = "dQw4w9WgXcQ"
 
@@ -147,6 +155,22 @@ def test_an_upload_is_submitted_and_its_page_shown(app: Flask, media: dict[str, 
     assert submission(submission_id).user_id == user.id
 
 
+@pytest.mark.parametrize(("sent", "emailed"), [("false", False), ("", False), ("Y", True)])
+def test_the_upload_page_reads_notify_as_the_api_does(
+    app: Flask, media: dict[str, Path], sent: str, emailed: bool
+) -> None:
+    """ "false" asked for an email on the page (any non-empty text did) and not on the API."""
+    client, _ = signed_in(app)
+
+    response = post_file(
+        client, media["mix.mp3"], to="/submit/upload", csrf_token=csrf_token(client), notify=sent
+    )
+
+    assert response.status_code == 303
+    submission_id = int(response.headers["Location"].rsplit("/", 1)[1])
+    assert submission(submission_id).notify_by_email is emailed
+
+
 def test_refused_uploads_are_form_messages_and_leave_nothing(
     app: Flask, media: dict[str, Path]
 ) -> None:
@@ -197,6 +221,68 @@ def test_an_upload_without_its_csrf_token_is_refused_and_leaves_nothing(
 
     assert forged.status_code == wrong.status_code == 400
     assert stored_uploads(app) == before
+
+
+def test_a_forged_upload_is_refused_before_its_file_is_stored(app: Flask) -> None:
+    """A cross-site form makes a victim's browser send up to UPLOAD_MAX_BYTES: its token,
+    the form's first field, is checked before a byte of the file is written or read on."""
+    client, _ = signed_in(app)
+    before = stored_uploads(app)
+    head = (
+        b'--x\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\nforged\r\n'
+        b'--x\r\nContent-Disposition: form-data; name="file"; filename="mix.mp3"\r\n\r\n'
+    )
+    payload = head + b"\xff" * 5_000_000 + b"\r\n--x--\r\n"
+    body = WatchedBody(payload)
+
+    response = client.post(
+        "/submit/upload",
+        input_stream=body,
+        content_length=len(payload),
+        content_type="multipart/form-data; boundary=x",
+    )
+
+    assert response.status_code == 400
+    assert stored_uploads(app) == before
+    assert body.bytes_read < 1_000_000  # refused at the token, not after 5 MB on disk
+
+
+def test_the_csrf_token_must_come_before_the_file_or_in_the_header(
+    app: Flask, media: dict[str, Path]
+) -> None:
+    client, _ = signed_in(app)
+    token = csrf_token(client)
+    before = stored_uploads(app)
+    payload, content_type = multipart_upload(media["mix.mp3"])
+    after_the_file = payload.replace(
+        b"--x--\r\n",
+        b'--x\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n'
+        + token.encode()
+        + b"\r\n--x--\r\n",
+    )
+
+    late = client.post("/submit/upload", data=after_the_file, content_type=content_type)
+    refused = stored_uploads(app)
+    in_header = client.post(
+        "/submit/upload",
+        data=payload,
+        content_type=content_type,
+        headers={"X-CSRFToken": token},
+    )
+
+    assert late.status_code == 400
+    assert "send the csrf_token field before the file" in late.text
+    assert refused == before
+    assert in_header.status_code == 303
+
+
+def test_the_submit_page_sends_the_csrf_token_before_the_file(app: Flask) -> None:
+    client, _ = signed_in(app)
+
+    page = client.get("/submit").text
+    upload_form = page[page.index('enctype="multipart/form-data"') :]
+
+    assert upload_form.index('name="csrf_token"') < upload_form.index('name="file"')
 
 
 def test_my_submissions_lists_mine_with_live_progress(app: Flask) -> None:
@@ -373,6 +459,26 @@ def test_queue_actions_that_do_not_apply_say_why(app: Flask) -> None:
         "/admin/submissions/999999/cancel", data={"csrf_token": csrf_token(client)}
     )
     assert missing.status_code == 404
+
+
+def test_a_youtube_submission_whose_video_was_published_meanwhile_is_not_retried(
+    app: Flask,
+) -> None:
+    """A retry would make a second set of a video that already has one."""
+    failed = SubmissionFactory(video_id=VIDEO, status=SubmissionStatus.FAILED)
+    published = DjSetFactory(video_id=VIDEO)
+    client, _ = signed_in(app, is_admin=True)
+
+    with pytest.raises(Conflict) as refused:
+        retry_submission(failed.id)
+    client.post(f"/admin/submissions/{failed.id}/retry", data={"csrf_token": csrf_token(client)})
+
+    assert refused.value.status == 409
+    assert flashes(client.get("/admin/submissions").text) == [
+        f"Submission {failed.id}: This video&#39;s set is already published (set"
+        f" {published.id}): there is nothing to retry."
+    ]
+    assert submission(failed.id).status is SubmissionStatus.FAILED
 
 
 def test_queue_actions_need_the_csrf_token(app: Flask) -> None:

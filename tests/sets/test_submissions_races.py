@@ -1,5 +1,8 @@
 """Identical submissions at the same moment make one row; quotas hold under concurrency.
 
+Uploads in progress hold places in the active quota, in the process (embedded profile) or
+in Redis (production).
+
 Real PostgreSQL, real commits, one test client per thread: each request has its own
 connection and transaction, as two gunicorn workers would.
 """
@@ -14,13 +17,25 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, update
 
+from set2tracks import create_app
 from set2tracks.auth.models import User
 from set2tracks.extensions import db
 from set2tracks.sets.models import Submission, SubmissionStatus
+from set2tracks.sets.upload_slots import upload_slots
 from tests.auth.helpers import make_user, meeting_before_insert
-from tests.sets.submitting import API, bearer, post_file, stored_uploads
+from tests.backends import Backends
+from tests.conftest import base_config
+from tests.sets.submitting import (
+    API,
+    HeldBody,
+    WatchedBody,
+    bearer,
+    multipart_upload,
+    post_file,
+    stored_uploads,
+)
 
 VIDEO = "dQw4w9WgXcQ"
 
@@ -139,3 +154,79 @@ def test_the_active_quota_holds_when_two_submissions_race_for_its_last_place(
             .where(Submission.user_id == user_id, Submission.status == SubmissionStatus.QUEUED)
         )
         assert active == 3
+
+
+@pytest.mark.parametrize("store", ["process", pytest.param("redis", marks=pytest.mark.redis)])
+def test_parallel_uploads_cannot_pass_the_active_quota_while_they_stream(
+    request: pytest.FixtureRequest,
+    app: Flask,
+    backends: Backends,
+    tmp_path: Path,
+    media: dict[str, Path],
+    store: str,
+) -> None:
+    """Each upload holds a place from before its first byte to its end: a second upload
+    started while the first one streams is refused before a byte of it is read."""
+    web = app
+    if store == "redis":
+        redis_url = request.getfixturevalue("redis_url")
+        web = create_app(base_config(backends, tmp_path, REDIS_URL=redis_url))
+    with web.app_context():
+        user = make_user()
+        user_id = user.id
+        busy = [
+            Submission(source="youtube", video_id=f"busy{number:07d}", user=user)
+            for number in range(2)
+        ]
+        db.session.add_all(busy)
+        db.session.commit()
+        busy_id = busy[0].id
+        headers = bearer(db.session.get(User, user_id))
+    payload, content_type = multipart_upload(media["mix.mp3"])
+    first_body = HeldBody(payload, hold_at=len(payload) // 2)
+    first: list[Any] = []
+
+    def upload_first() -> None:
+        first.append(
+            web.test_client().post(
+                API,
+                input_stream=first_body,
+                content_length=len(payload),
+                content_type=content_type,
+                headers=headers,
+            )
+        )
+
+    thread = threading.Thread(target=upload_first)
+    thread.start()
+    try:
+        assert first_body.reached.wait(timeout=30), "the first upload never started"
+        second_body = WatchedBody(payload)
+        second = web.test_client().post(
+            API,
+            input_stream=second_body,
+            content_length=len(payload),
+            content_type=content_type,
+            headers=headers,
+        )
+    finally:
+        first_body.release.set()
+        thread.join(timeout=60)
+
+    assert second.status_code == 429
+    assert second.headers["Retry-After"] == "60"
+    assert "2 sets being processed and 1 being uploaded" in second.json["detail"]
+    assert second_body.bytes_read == 0
+    assert first[0].status_code == 202
+    with web.app_context():
+        db.session.execute(
+            update(Submission)
+            .where(Submission.id == busy_id)
+            .values(status=SubmissionStatus.CANCELLED)
+        )
+        db.session.commit()
+    # A place is free again, and the first upload gave its own back when it ended.
+    again = post_file(web.test_client(), media["mix.flac"], headers=headers)
+    assert again.status_code == 202
+    with web.app_context():
+        assert upload_slots().count(user_id) == 0
