@@ -16,9 +16,11 @@ from functools import cached_property
 
 from set2tracks.pipeline.plays import Play, TrackRef
 
-# A stretch nobody identified shorter than this is rounding between two recognizers' edges,
-# not music: its neighbours meet across it (at its middle) instead of an unknown row.
-SLIVER_SECONDS = 1.0
+# A stretch nobody identified shorter than this is the uncertainty of two plays' edges, not
+# music: its neighbours meet across it (at its middle) instead of an unknown row. Tracks
+# played back to back leave 1-2 s between the engine's edges (encoder padding, the last
+# and first recognisable notes), and no recognizer names a track from under 3 s of it.
+SLIVER_SECONDS = 3.0
 # Two plays of one track further apart than this stay two rows with an unknown row between,
 # even when nothing else was heard there: a DJ may play a track twice, and twenty unknown
 # minutes between the two are other music, not one very long play. Breakdowns that a
