@@ -268,8 +268,11 @@ def _save(submission_id: int, rows: Sequence[Play], details: SetDetails) -> int:
                 dj_set=dj_set,
                 position=position,
                 track=row.track,
-                start_seconds=row.start,
-                end_seconds=row.end,
+                # To the millisecond: the tracklist's midpoints are float sums
+                # (1648.0149999999999); rounding one value twice gives one result, so
+                # neighbouring rows still touch.
+                start_seconds=round(row.start, 3),
+                end_seconds=round(row.end, 3),
                 confidence=row.confidence,
                 speed=row.speed,
                 found_by=row.found_by,

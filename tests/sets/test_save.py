@@ -126,6 +126,26 @@ def test_an_upload_becomes_a_published_private_set_with_its_tracklist(app: Flask
     assert [track.set_count for track in db.session.scalars(select(Track))] == [0, 0, 0]
 
 
+def test_row_times_are_stored_to_the_millisecond_and_still_touch(app: Flask) -> None:
+    submission = running_upload()
+    db.session.commit()
+    # Cut at the middle of the overlap 1370.35..1665.68: 1518.0149999999999 in floats.
+    plays = [
+        Play(0.0, 1665.68, ALPHA, FoundBy.LIBRARY, confidence=1.0),
+        Play(1370.35, 1919.635375, BRAVO, FoundBy.LIBRARY, confidence=1.0),
+    ]
+
+    set_id = save_submission_result(
+        submission.id, build_tracklist(plays, 1919.635375), SetDetails(duration_seconds=1919.6)
+    )
+    db.session.expire_all()
+
+    assert [(start, end) for _, start, end, _, _ in tracklist(set_id)] == [
+        (0.0, 1518.015),
+        (1518.015, 1919.635),
+    ]
+
+
 @pytest.mark.parametrize(
     ("given", "file_name", "expected"),
     [
