@@ -8,7 +8,7 @@ from flask import current_app, render_template
 
 from set2tracks.auth.models import User
 from set2tracks.auth.services import make_confirmation_token, make_reset_token
-from set2tracks.clients.mail import Email, MailError, mailer
+from set2tracks.clients.mail import Email, deliver
 from set2tracks.extensions import db
 from set2tracks.links import external_url
 from set2tracks.queues import job, retried
@@ -29,22 +29,7 @@ def send_password_reset(user_id: int) -> None:
     link = external_url("auth.reset_password", token=make_reset_token(user))
     minutes = current_app.config["PASSWORD_RESET_MAX_AGE"] // 60
     text = render_template("auth/email/reset_password.txt", user=user, link=link, minutes=minutes)
-    _send(Email(to=user.email, subject="Reset your Set2Tracks password", text=text))
-
-
-def _send(email: Email) -> None:
-    """Send ``email``: raise a transient failure for a retry, log a permanent one."""
-    try:
-        mailer().send(email)
-    except MailError as error:
-        if error.transient:
-            raise
-        logger.error(
-            "email %r to a recipient at %s not sent: %s",
-            email.subject,
-            email.recipient_domain,
-            error,
-        )
+    deliver(Email(to=user.email, subject="Reset your Set2Tracks password", text=text))
 
 
 @job
@@ -57,7 +42,7 @@ def send_email_confirmation(user_id: int) -> None:
     link = external_url("auth.confirm_email", token=make_confirmation_token(user))
     hours = current_app.config["EMAIL_CONFIRMATION_MAX_AGE"] // 3600
     text = render_template("auth/email/confirm_email.txt", user=user, link=link, hours=hours)
-    _send(Email(to=user.email, subject="Confirm your Set2Tracks account", text=text))
+    deliver(Email(to=user.email, subject="Confirm your Set2Tracks account", text=text))
 
 
 @job
@@ -73,4 +58,4 @@ def send_account_exists(user_id: int) -> None:
         login_link=external_url("auth.login"),
         reset_link=external_url("auth.reset_request"),
     )
-    _send(Email(to=user.email, subject="You already have a Set2Tracks account", text=text))
+    deliver(Email(to=user.email, subject="You already have a Set2Tracks account", text=text))

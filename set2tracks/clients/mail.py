@@ -304,3 +304,18 @@ def mailer(app: Flask | None = None) -> Mailer:
     target = app if app is not None else current_app
     instance: Mailer = target.extensions[EXTENSION_KEY]
     return instance
+
+
+def deliver(email: Email) -> None:
+    """Send ``email`` from a job: raise a transient failure (to retry), log a permanent one."""
+    try:
+        mailer().send(email)
+    except MailError as error:
+        if error.transient:
+            raise
+        logger.error(
+            "email %r to a recipient at %s not sent: %s",
+            email.subject,
+            email.recipient_domain,
+            error,
+        )

@@ -28,7 +28,7 @@ from sqlalchemy import update
 
 from set2tracks import queues
 from set2tracks.auth.models import User
-from set2tracks.clients.mail import Email, MailError, mailer
+from set2tracks.clients.mail import Email, deliver
 from set2tracks.extensions import db
 from set2tracks.links import external_url
 from set2tracks.pipeline import Stage
@@ -248,15 +248,4 @@ def send_submission_email(submission_id: int) -> None:
     else:
         logger.info("no email for submission %s: it is %s", submission_id, submission.status)
         return
-    email = Email(to=user.email, subject=subject, text=text)
-    try:
-        mailer().send(email)
-    except MailError as error:
-        if error.transient:
-            raise
-        logger.error(
-            "email about submission %s to a recipient at %s not sent: %s",
-            submission_id,
-            email.recipient_domain,
-            error,
-        )
+    deliver(Email(to=user.email, subject=subject, text=text))

@@ -279,17 +279,7 @@ class Attempt:
         rolls it back with it.
         """
         now = utcnow()
-        result = cast(
-            CursorResult[Any],
-            db.session.execute(
-                update(Submission)
-                .where(self.owned())
-                .values(heartbeat_at=now)
-                .execution_options(synchronize_session=False)
-            ),
-        )
-        if result.rowcount != 1:
-            db.session.rollback()
+        if not self._update_owned(heartbeat_at=now):
             raise self._why_stopped()
         self._close_attempt("published", reason=self.note(), finished_at=now)
 
@@ -301,6 +291,16 @@ class Attempt:
         values: dict[str, Any] = {"progress": percent, "heartbeat_at": utcnow()}
         if stage_changed and self.stage is not None:
             values["stage"] = self.stage.value
+        if not self._update_owned(**values):
+            raise self._why_stopped()
+        if stage_changed and self.stage is not None:
+            self._close_attempt(None, stage=self.stage.value)
+        db.session.commit()
+        self._progress = percent
+        self._written_at = time.monotonic()
+
+    def _update_owned(self, **values: Any) -> bool:
+        """Write ``values`` on the submission if this attempt still owns it; else roll back."""
         result = cast(
             CursorResult[Any],
             db.session.execute(
@@ -310,14 +310,10 @@ class Attempt:
                 .execution_options(synchronize_session=False)
             ),
         )
-        if result.rowcount != 1:
-            db.session.rollback()
-            raise self._why_stopped()
-        if stage_changed and self.stage is not None:
-            self._close_attempt(None, stage=self.stage.value)
-        db.session.commit()
-        self._progress = percent
-        self._written_at = time.monotonic()
+        if result.rowcount == 1:
+            return True
+        db.session.rollback()
+        return False
 
     def _close_attempt(self, outcome: str | None, **values: Any) -> None:
         if outcome is not None:
@@ -350,24 +346,14 @@ class Attempt:
     def end(self, status: SubmissionStatus, outcome: str, reason: str, error: str | None) -> bool:
         """End the submission as ``status`` and this attempt as ``outcome``."""
         now = utcnow()
-        result = cast(
-            CursorResult[Any],
-            db.session.execute(
-                update(Submission)
-                .where(self.owned())
-                .values(
-                    status=status,
-                    reason=reason[:500],
-                    error=error,
-                    finished_at=now,
-                    heartbeat_at=now,
-                    retry_at=None,
-                )
-                .execution_options(synchronize_session=False)
-            ),
-        )
-        if result.rowcount != 1:
-            db.session.rollback()
+        if not self._update_owned(
+            status=status,
+            reason=reason[:500],
+            error=error,
+            finished_at=now,
+            heartbeat_at=now,
+            retry_at=None,
+        ):
             return False
         self._close_attempt(outcome, reason=reason[:500], error=error, finished_at=now)
         db.session.commit()
@@ -376,23 +362,13 @@ class Attempt:
     def retry_later(self, delay: int, reason: str, error: str) -> bool:
         """Put the submission back in the queue until ``delay`` seconds from now."""
         now = utcnow()
-        result = cast(
-            CursorResult[Any],
-            db.session.execute(
-                update(Submission)
-                .where(self.owned())
-                .values(
-                    status=SubmissionStatus.QUEUED,
-                    reason=reason[:500],
-                    error=error,
-                    retry_at=now + timedelta(seconds=delay),
-                    heartbeat_at=now,
-                )
-                .execution_options(synchronize_session=False)
-            ),
-        )
-        if result.rowcount != 1:
-            db.session.rollback()
+        if not self._update_owned(
+            status=SubmissionStatus.QUEUED,
+            reason=reason[:500],
+            error=error,
+            retry_at=now + timedelta(seconds=delay),
+            heartbeat_at=now,
+        ):
             return False
         self._close_attempt("retrying", reason=reason[:500], error=error, finished_at=now)
         db.session.commit()
