@@ -4,8 +4,10 @@
 its own under ``WORK_DIR`` (removed however the attempt ends) and ends the attempt one way:
 
 - published: the set is saved; the upload is deleted; the submitter is emailed if asked;
-- discarded at once on a ``Permanent`` problem (not audio, too long...), with its reason;
-  the upload is deleted;
+- discarded at once on a ``Permanent`` problem of the file itself (not audio, too short or
+  long, undecodable), with its reason; the upload is deleted;
+- failed at once when nothing was recognised or no recognizer could run (an empty library
+  is not the file's fault): the upload is kept for an admin's retry;
 - on any other error, queued again after ``RETRY_BASE_SECONDS x 4^(n-1)`` (the runner's
   retry: RQ's ``Retry`` in production, a timer in-process) until the submission has run
   ``MAX_ATTEMPTS`` times, then failed; the upload is kept for an admin's retry, which is
@@ -38,6 +40,7 @@ from set2tracks.pipeline.stages import (
     Claim,
     Permanent,
     Stopped,
+    Unrecognised,
     claim,
     process_upload,
     retry_delays,
@@ -109,6 +112,10 @@ def process_submission(submission_id: int) -> None:
         db.session.rollback()
         _discard(attempt, problem.detail)
         return
+    except Unrecognised as nothing:
+        db.session.rollback()
+        _fail_unrecognised(attempt, nothing.reason)
+        return
     except Exception as error:
         db.session.rollback()
         if _retry_or_fail(attempt, error):
@@ -141,6 +148,19 @@ def _discard(attempt: Attempt, reason: str) -> None:
         "submission %s: discarded at %s: %s", claimed.submission_id, _stage(attempt), reason
     )
     remove_upload(claimed.upload_path)
+    if claimed.notify_by_email:
+        queues.enqueue(SEND_SUBMISSION_EMAIL, claimed.submission_id)
+
+
+def _fail_unrecognised(attempt: Attempt, why: str) -> None:
+    # Not the file's fault (an empty or partial library): retrying at once cannot help, but an
+    # admin's retry can once the library is indexed, so the upload stays.
+    claimed = attempt.claim
+    reason = f"{why}; the upload is kept and an admin can try it again"
+    if not attempt.end(SubmissionStatus.FAILED, "failed", reason, None):
+        logger.warning("submission %s: not failed, no longer this attempt's", claimed.submission_id)
+        return
+    logger.warning("submission %s: failed at %s: %s", claimed.submission_id, _stage(attempt), why)
     if claimed.notify_by_email:
         queues.enqueue(SEND_SUBMISSION_EMAIL, claimed.submission_id)
 

@@ -75,6 +75,18 @@ class Permanent(DomainError):
     title = "This set cannot be processed"
 
 
+class Unrecognised(Exception):
+    """Nothing was recognised, or no recognizer could run: not the file's fault.
+
+    The submission fails with ``reason`` (shown to the submitter) and keeps its upload, so an
+    admin's retry works once the library is indexed or grown.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class Stopped(Exception):
     """The attempt no longer owns its submission: it must stop without writing anything."""
 
@@ -461,7 +473,7 @@ def decode_stage(
 
 
 def recognize_stage(attempt: Attempt, audio: DecodedAudio) -> list[Play]:
-    """Run the recognizer chain; ``Permanent`` when it identifies nothing at all."""
+    """Run the recognizer chain; ``Unrecognised`` when it identifies nothing at all."""
     attempt.enter(Stage.RECOGNIZE)
     recognizers = [LibraryRecognizer(attempt.folder)]
     recognition = recognize(audio, recognizers, attempt.advance)
@@ -472,8 +484,8 @@ def recognize_stage(attempt: Attempt, audio: DecodedAudio) -> list[Play]:
             why = "; ".join(
                 f"the {name} recognizer could not run: {why}" for name, why in recognition.skipped
             )
-            raise Permanent(f"no track could be recognised ({why})")
-        raise Permanent("no track was recognised in this recording")
+            raise Unrecognised(f"no track could be recognised ({why})")
+        raise Unrecognised("no track was recognised in this recording")
     return recognition.plays
 
 

@@ -286,7 +286,7 @@ def test_a_header_that_understates_the_length_cannot_make_the_job_decode_more(
     assert [a.stage for a in attempts(submission.id)] == ["decode"]
 
 
-def test_nothing_recognised_is_discarded_with_the_reason(
+def test_nothing_recognised_fails_with_the_reason_and_keeps_the_upload(
     app: Flask, music: Music, places: Places
 ) -> None:
     submission = upload(places, music.mix)  # and no library indexed
@@ -295,12 +295,30 @@ def test_nothing_recognised_is_discarded_with_the_reason(
     run_jobs()
 
     done = reload(submission.id)
-    assert done.status == SubmissionStatus.DISCARDED
+    assert done.status == SubmissionStatus.FAILED
     assert done.reason is not None
     assert done.reason.startswith(
         "no track could be recognised (the library recognizer could not run: the library is empty"
     )
+    assert done.reason.endswith("an admin can try it again")
+    assert Path(done.upload_path or "").is_file()
     assert [a.stage for a in attempts(submission.id)] == ["recognize"]
+
+
+def test_an_upload_failed_because_the_library_is_empty_can_be_retried_once_indexed(
+    app: Flask, music: Music, places: Places
+) -> None:
+    # The operator has not indexed the library yet: nothing the submitter did wrong.
+    submission = upload(places, music.mix)
+    jobs.enqueue_submission(submission.id)
+    run_jobs()
+    assert reload(submission.id).status == SubmissionStatus.FAILED
+
+    index_library(music)
+    assert Path(reload(submission.id).upload_path or "").is_file()
+    retry_submission(submission.id)
+    run_jobs()
+    assert reload(submission.id).status == SubmissionStatus.PUBLISHED
 
 
 def test_a_submission_cancelled_meanwhile_stops_at_the_next_stage(
