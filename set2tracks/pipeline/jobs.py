@@ -24,9 +24,10 @@ import shutil
 import traceback
 import uuid
 from pathlib import Path
+from typing import Any, cast
 
 from flask import current_app, render_template
-from sqlalchemy import update
+from sqlalchemy import CursorResult, update
 
 from set2tracks import queues
 from set2tracks.auth.models import User
@@ -203,17 +204,39 @@ def _retry_or_fail(attempt: Attempt, error: Exception) -> bool:
 def _finish_published(attempt: Attempt) -> None:
     claimed = attempt.claim
     remove_upload(claimed.upload_path)
-    # The submission is published already: the stage now says the last one ran.
-    db.session.execute(
-        update(Submission)
-        .where(Submission.id == claimed.submission_id, Submission.job_id == claimed.job_id)
-        .values(stage=Stage.NOTIFY.value)
-    )
-    db.session.commit()
     if claimed.notify_by_email:
-        queues.enqueue(SEND_SUBMISSION_EMAIL, claimed.submission_id)
+        # The stage stays "save" until the email job is queued: a crash (or a lost Redis) in
+        # between leaves a published submission at "save" that asked for an email, which the
+        # sweep queues later (``maintenance.queue_lost_emails``).
+        try:
+            queues.enqueue(SEND_SUBMISSION_EMAIL, claimed.submission_id)
+        except Exception:
+            logger.exception(
+                "submission %s: could not queue its email; the sweep will", claimed.submission_id
+            )
+            return
     else:
         logger.info("submission %s: notify skipped: no email asked", claimed.submission_id)
+    _mark_notified(claimed.submission_id)
+
+
+def _mark_notified(submission_id: int) -> bool:
+    """Move a published submission from stage save to notify; False when the sweep did first."""
+    result = cast(
+        CursorResult[Any],
+        db.session.execute(
+            update(Submission)
+            .where(
+                Submission.id == submission_id,
+                Submission.status == SubmissionStatus.PUBLISHED,
+                Submission.stage == Stage.SAVE.value,
+            )
+            .values(stage=Stage.NOTIFY.value)
+            .execution_options(synchronize_session=False)
+        ),
+    )
+    db.session.commit()
+    return result.rowcount == 1
 
 
 def remove_upload(path: Path | None) -> None:

@@ -10,6 +10,9 @@ a worker that is dead) gets its attempt marked abandoned and is queued again und
 id, or fails once it has run ``MAX_ATTEMPTS`` times. A ``queued`` upload whose job
 is gone (Redis emptied, a failed enqueue) is queued again. Both conditions together keep a
 live attempt safe: it writes its heartbeat every few seconds while it works.
+A ``published`` submission that asked for an email and is still at stage ``save`` past the
+same cutoff lost its email job (the job moves it to ``notify`` once that job is queued): the
+sweep queues it.
 
 When it runs. When a worker starts (``worker.py``); in the embedded profile once when the
 web process starts, where every ``running`` or ``queued`` row is from a process that is gone
@@ -50,6 +53,7 @@ from sqlalchemy import CursorResult, and_, or_, select, update
 from set2tracks import queues
 from set2tracks.database import utcnow
 from set2tracks.extensions import db, redis_client
+from set2tracks.pipeline import Stage
 from set2tracks.pipeline.jobs import SEND_SUBMISSION_EMAIL, put_on_queue
 from set2tracks.pipeline.stages import (
     PROCESSED_SOURCES,
@@ -74,6 +78,7 @@ JobAlive = Callable[[str | None], bool]  # whether the queue still runs, or will
 class Swept:
     requeued: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
+    emailed: list[int] = field(default_factory=list)
 
 
 def sweep(job_alive: JobAlive, stale_after: timedelta = STALE_AFTER) -> Swept:
@@ -100,7 +105,47 @@ def sweep(job_alive: JobAlive, stale_after: timedelta = STALE_AFTER) -> Swept:
             _recover_running(submission_id, job_id, stale, swept)
         else:
             _requeue_queued(submission_id, job_id, swept)
+    queue_lost_emails(cutoff, swept)
     return swept
+
+
+def queue_lost_emails(cutoff: datetime, swept: Swept) -> None:
+    """Queue the email of published submissions whose job stopped before queueing it.
+
+    The job moves the stage from save to notify only once the email job is queued; one still
+    at save since before ``cutoff`` lost it (a crash, Redis gone for a moment).
+    """
+    lost = db.session.scalars(
+        select(Submission.id)
+        .where(
+            Submission.status == SubmissionStatus.PUBLISHED,
+            Submission.notify_by_email.is_(True),
+            Submission.stage == Stage.SAVE.value,
+            Submission.updated_at < cutoff,
+        )
+        .order_by(Submission.id)
+    ).all()
+    db.session.rollback()
+    for submission_id in lost:
+        # The row stays locked from the stage change to the commit, so two sweeps at once
+        # queue it once; a failed enqueue rolls the stage back for the next sweep.
+        if not _changed(
+            and_(
+                Submission.id == submission_id,
+                Submission.status == SubmissionStatus.PUBLISHED,
+                Submission.stage == Stage.SAVE.value,
+            ),
+            stage=Stage.NOTIFY.value,
+        ):
+            continue
+        try:
+            queues.enqueue(SEND_SUBMISSION_EMAIL, submission_id)
+        except Exception:
+            db.session.rollback()
+            raise
+        db.session.commit()
+        swept.emailed.append(submission_id)
+        logger.warning("submission %s: its lost email is queued", submission_id)
 
 
 def _recover_running(submission_id: int, job_id: str | None, stale: Any, swept: Swept) -> None:
@@ -345,8 +390,13 @@ def on_worker_start(app: Flask) -> None:
             return
         finally:
             db.session.remove()
-        if swept.requeued or swept.failed:
-            logger.info("start-up sweep: %s queued again, %s failed", swept.requeued, swept.failed)
+        if swept.requeued or swept.failed or swept.emailed:
+            logger.info(
+                "start-up sweep: %s queued again, %s failed, %s emailed",
+                swept.requeued,
+                swept.failed,
+                swept.emailed,
+            )
 
 
 def start_embedded(app: Flask, every: float = MAINTENANCE_SECONDS) -> threading.Event:

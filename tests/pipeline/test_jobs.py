@@ -5,9 +5,12 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+import redis
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import update
@@ -16,7 +19,7 @@ from set2tracks import queues
 from set2tracks.clients.mail import MemoryMailer, mailer
 from set2tracks.database import utcnow
 from set2tracks.extensions import db
-from set2tracks.pipeline import jobs, stages
+from set2tracks.pipeline import jobs, maintenance, stages
 from set2tracks.pipeline.plays import Play
 from set2tracks.queues import inline_runner
 from set2tracks.sets.models import DjSet, FoundBy, SetSource, Submission, SubmissionStatus
@@ -409,3 +412,53 @@ def test_running_outside_a_job_does_nothing(app: Flask, music: Music, places: Pl
     jobs.process_submission(submission.id)
 
     assert reload(submission.id).status == SubmissionStatus.QUEUED
+
+
+def test_a_crash_while_queueing_the_email_does_not_lose_it(
+    app: Flask, music: Music, places: Places, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(app.config, "RETRY_BASE_SECONDS", 0)
+    index_library(music)
+    submission = upload(places, music.mix, notify_by_email=True)
+    enqueue = queues.enqueue
+    failures: list[str] = []
+
+    def redis_blip(path: str, *args: Any, **kwargs: Any) -> str:
+        # The worker loses Redis (or is killed) right after the set is published.
+        if path == jobs.SEND_SUBMISSION_EMAIL and not failures:
+            failures.append(path)
+            raise redis.ConnectionError("Connection reset by peer")
+        return enqueue(path, *args, **kwargs)
+
+    monkeypatch.setattr(queues, "enqueue", redis_blip)
+    jobs.enqueue_submission(submission.id)
+    run_jobs()
+    assert reload(submission.id).stage == "save"  # the email is still owed
+    # Everything that runs later: the job's retries, the periodic maintenance (twice).
+    swept = maintenance.sweep(maintenance.never_alive, stale_after=timedelta(0))
+    run_jobs()
+    maintenance.sweep(maintenance.never_alive, stale_after=timedelta(0))
+    run_jobs()
+
+    assert failures
+    assert swept.emailed == [submission.id]
+    done = reload(submission.id)
+    assert done.status == SubmissionStatus.PUBLISHED
+    assert done.stage == "notify"
+    assert outbox() == ["Your set's tracklist is ready"]  # promised on the submit page, once
+
+
+def test_the_sweep_does_not_email_twice_after_the_normal_path(
+    app: Flask, music: Music, places: Places
+) -> None:
+    index_library(music)
+    submission = upload(places, music.mix, notify_by_email=True)
+    jobs.enqueue_submission(submission.id)
+    run_jobs()
+
+    swept = maintenance.sweep(maintenance.never_alive, stale_after=timedelta(0))
+    run_jobs()
+
+    assert swept.emailed == []
+    assert reload(submission.id).stage == "notify"
+    assert outbox() == ["Your set's tracklist is ready"]
