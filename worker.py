@@ -5,8 +5,9 @@ database connections it inherited. SIGTERM finishes the current job, then exits.
 built as ``GuardedJob``: a record in Redis naming any function but ``run_job``, or asking for
 callbacks, webhooks or repeats, is refused, and no webhook is ever sent.
 At start the worker sweeps abandoned submissions and schedules the periodic maintenance job
-(``set2tracks.pipeline.maintenance``); the scheduler started with the worker moves due jobs
-(retries, maintenance) onto their queues.
+(``set2tracks.pipeline.maintenance``), and schedules it again each minute should Redis have
+lost it; the scheduler started with the worker moves due jobs (retries, maintenance) onto
+their queues.
 """
 
 from __future__ import annotations
@@ -15,12 +16,10 @@ import argparse
 import os
 import sys
 
-from rq import Worker
-
 from set2tracks import create_app
 from set2tracks.config import ConfigError
 from set2tracks.extensions import db, redis_client
-from set2tracks.pipeline.maintenance import on_worker_start
+from set2tracks.pipeline.maintenance import MaintainedWorker, on_worker_start
 from set2tracks.queues import QUEUE_NAMES, SERIALIZER, GuardedJob
 
 
@@ -64,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
                 engine.dispose(close=False)
 
         os.register_at_fork(after_in_child=forget_inherited_connections)
-        worker = Worker(
+        worker = MaintainedWorker(
             queues,
             name=args.name,
             connection=redis_client(app),

@@ -22,7 +22,9 @@ web process starts, where every ``running`` or ``queued`` row is from a process 
 separate process whose queues use RQ's pickle serializer): instead each run of
 ``run_maintenance`` first schedules the next with ``enqueue_at(..., unique=True)`` under a job id
 naming the time slot, so any number of workers starting at once schedule it once, and a run
-killed half-way has already scheduled its successor. The embedded profile uses a timer thread.
+killed half-way has already scheduled its successor; a failed run is retried. Should Redis lose
+the scheduled run, ``MaintainedWorker`` (what ``worker.py`` runs) schedules it again from RQ's
+own periodic maintenance of each worker. The embedded profile uses a timer thread.
 
 Leftovers. Each attempt deletes its folder under ``WORK_DIR``; a killed one cannot. Entries
 older than ``LEFTOVER_AGE`` (far longer than any job may run) are deleted by the same runs.
@@ -45,7 +47,7 @@ from typing import Any, cast
 
 from flask import Flask, current_app
 from redis import Redis
-from rq import Worker
+from rq import Retry, Worker
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
 from sqlalchemy import CursorResult, and_, or_, select, update
@@ -61,7 +63,7 @@ from set2tracks.pipeline.stages import (
     STALE_AFTER,
     abandon_open_attempts,
 )
-from set2tracks.queues import job
+from set2tracks.queues import job, retried
 from set2tracks.sets.models import Submission, SubmissionAttempt, SubmissionStatus
 
 logger = logging.getLogger(__name__)
@@ -341,7 +343,9 @@ def clean_work_dir(older_than: timedelta = LEFTOVER_AGE) -> list[str]:
 # When it runs.
 
 
+# A database or Redis blip must not cost a whole period of sweeping.
 @job
+@retried(30, 120)
 def run_maintenance() -> None:
     """Recover abandoned submissions and delete old leftovers; schedule the next run first."""
     if current_app.config["JOB_RUNNER"] == "rq":
@@ -355,7 +359,7 @@ def run_maintenance() -> None:
 
 def schedule_maintenance(connection: Redis, now: datetime | None = None) -> str | None:
     """Schedule the next periodic run on RQ; return its job id (None when already scheduled)."""
-    queues.registered_job(RUN_MAINTENANCE)
+    intervals: tuple[int, ...] = queues.registered_job(RUN_MAINTENANCE).retry_intervals  # type: ignore[attr-defined]
     moment = (now or utcnow()).timestamp()
     slot = int(moment // MAINTENANCE_SECONDS + 1) * MAINTENANCE_SECONDS
     job_id = f"s2t-maintenance-{slot}"
@@ -368,11 +372,31 @@ def schedule_maintenance(connection: Redis, now: datetime | None = None) -> str 
             unique=True,
             job_timeout=MAINTENANCE_TIMEOUT,
             description=RUN_MAINTENANCE,
+            retry=Retry(max=len(intervals), interval=list(intervals)),
             failure_ttl=7 * 24 * 3600,
         )
     except DuplicateJobError:
         return None
     return job_id
+
+
+class MaintainedWorker(Worker):
+    """An RQ worker whose own periodic maintenance also puts ours back on the schedule.
+
+    Redis losing its data (a restart without persistence, evicted keys) takes the one
+    scheduled run with it; every worker re-schedules it each ``maintenance_interval``, and the
+    slot's job id keeps that to one run per slot.
+    """
+
+    def run_maintenance_tasks(self) -> None:
+        """Clean RQ's registries, then make sure the next periodic run is scheduled."""
+        super().run_maintenance_tasks()
+        try:
+            scheduled = schedule_maintenance(self.connection)
+            if scheduled:
+                logger.info("periodic maintenance scheduled as %s", scheduled)
+        except Exception:
+            logger.exception("could not schedule the periodic maintenance; trying again later")
 
 
 def on_worker_start(app: Flask) -> None:

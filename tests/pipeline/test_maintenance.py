@@ -309,6 +309,9 @@ def test_the_periodic_run_is_scheduled_once_per_slot(redis_url: str, app: Flask)
     registry = ScheduledJobRegistry(queues.LOW, connection=connection)
     assert registry.get_job_ids() == [first]
     assert registry.get_scheduled_time(first) == datetime(2026, 5, 1, 12, 5, tzinfo=UTC)
+    # A run that fails (the database restarting) is tried again before the next slot.
+    planned = Job.fetch(first, connection=connection, serializer=queues.SERIALIZER)
+    assert planned.retries_left == 2
 
 
 @pytest.mark.redis

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -319,3 +319,41 @@ def test_a_due_maintenance_run_is_run_by_a_worker_and_schedules_the_next(
     (following,) = ScheduledJobRegistry(queues.LOW, connection=connection).get_job_ids()
     assert following.startswith("s2t-maintenance-")
     assert following > due
+
+
+@pytest.mark.usefixtures("producer")
+def test_the_periodic_maintenance_survives_redis_losing_its_data(
+    backends: Backends, redis_url: str, places: Places, tmp_path: Path
+) -> None:
+    # Redis restarted without persistence (or evicted keys): RQ workers reconnect and go on,
+    # but the one scheduled maintenance run, which the sweep of lost jobs depends on, is gone.
+    connection = Redis.from_url(redis_url)
+    registry = ScheduledJobRegistry(queues.LOW, connection=connection)
+    worker = subprocess.Popen(
+        [sys.executable, str(ROOT / "worker.py")],
+        cwd=tmp_path,
+        env=environment(backends, redis_url, places),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        assert _within(60, lambda: bool(registry.get_job_ids()))
+        connection.flushdb()
+        # Longer than the worker's own maintenance interval (60 s): a live worker puts the
+        # periodic run back on the schedule.
+        assert _within(150, lambda: bool(registry.get_job_ids())), "maintenance stopped for good"
+        (scheduled,) = registry.get_job_ids()
+        assert scheduled.startswith("s2t-maintenance-")
+    finally:
+        os.kill(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=60)
+
+
+def _within(seconds: float, condition: Callable[[], bool]) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(1)
+    return False
