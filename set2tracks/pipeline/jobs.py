@@ -111,7 +111,7 @@ def process_submission(submission_id: int) -> None:
         return
     except Permanent as problem:
         db.session.rollback()
-        _discard(attempt, problem.detail)
+        _discard(attempt, problem.detail, problem.internal)
         return
     except Unrecognised as nothing:
         db.session.rollback()
@@ -138,15 +138,19 @@ def _stage(attempt: Attempt) -> str:
     return attempt.stage.value if attempt.stage else "the start"
 
 
-def _discard(attempt: Attempt, reason: str) -> None:
+def _discard(attempt: Attempt, reason: str, internal: str | None) -> None:
     claimed = attempt.claim
-    if not attempt.end(SubmissionStatus.DISCARDED, "discarded", reason, None):
+    if not attempt.end(SubmissionStatus.DISCARDED, "discarded", reason, internal):
         logger.warning(
             "submission %s: not discarded, no longer this attempt's", claimed.submission_id
         )
         return
     logger.info(
-        "submission %s: discarded at %s: %s", claimed.submission_id, _stage(attempt), reason
+        "submission %s: discarded at %s: %s%s",
+        claimed.submission_id,
+        _stage(attempt),
+        reason,
+        f" ({internal})" if internal else "",
     )
     remove_upload(claimed.upload_path)
     if claimed.notify_by_email:

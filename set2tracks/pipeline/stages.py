@@ -69,10 +69,17 @@ RUNNING = "running"  # SubmissionAttempt.outcome of an attempt under way
 
 
 class Permanent(DomainError):
-    """Processing cannot succeed however often it is tried; the detail tells the submitter why."""
+    """Processing cannot succeed however often it is tried; the detail tells the submitter why.
+
+    ``internal`` is for admins and the log only (ffmpeg's own words name server paths).
+    """
 
     status = 422
     title = "This set cannot be processed"
+
+    def __init__(self, detail: str, *, internal: str | None = None) -> None:
+        super().__init__(detail)
+        self.internal = internal
 
 
 class Unrecognised(Exception):
@@ -429,7 +436,9 @@ def vet_upload(attempt: Attempt, min_seconds: float, max_seconds: float) -> Uplo
     try:
         found = probe(path)
     except AudioError as error:
-        raise Permanent(f"the file is not audio we can read ({error})") from error
+        raise Permanent(
+            "the file is not audio we can read (or it is damaged)", internal=f"probe: {error}"
+        ) from error
     if found.duration < min_seconds:
         raise Permanent(
             f"the recording is too short ({_clock(found.duration)});"
@@ -458,7 +467,10 @@ def decode_stage(
             on_progress=lambda seconds: attempt.advance(seconds / expected),
         )
     except AudioError as error:
-        raise Permanent(f"the audio could not be decoded ({error})") from error
+        raise Permanent(
+            "the audio could not be decoded: the file may be damaged or cut short",
+            internal=f"decode: {error}",
+        ) from error
     if audio.duration > max_seconds:
         raise Permanent(
             f"the recording decodes to more than {_clock(max_seconds)} of audio"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import subprocess
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -19,6 +20,7 @@ from set2tracks import queues
 from set2tracks.clients.mail import MemoryMailer, mailer
 from set2tracks.database import utcnow
 from set2tracks.extensions import db
+from set2tracks.fingerprint.audio import AudioError, ffmpeg_path
 from set2tracks.pipeline import jobs, maintenance, stages
 from set2tracks.pipeline.plays import Play
 from set2tracks.queues import inline_runner
@@ -242,6 +244,8 @@ def test_a_file_that_is_not_audio_is_discarded_at_once(
     assert done.status == SubmissionStatus.DISCARDED
     assert done.reason is not None
     assert done.reason.startswith("the file is not audio we can read")
+    assert str(places.uploads) not in done.reason  # ffprobe's words stay with the admins
+    assert done.error is not None and done.error.startswith("probe: ")
     assert [(a.outcome, a.stage) for a in attempts(submission.id)] == [("discarded", "vet")]
     assert not Path(done.upload_path or "").exists()
     assert outbox() == ["Your set could not be processed"]
@@ -462,3 +466,37 @@ def test_the_sweep_does_not_email_twice_after_the_normal_path(
     assert swept.emailed == []
     assert reload(submission.id).stage == "notify"
     assert outbox() == ["Your set's tracklist is ready"]
+
+
+def test_ffmpegs_own_words_never_reach_the_submitter(
+    app: Flask, music: Music, places: Places, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    submission = upload(places, music.mix, notify_by_email=True)
+    # What real ffmpeg says of a file it cannot read: the server's path comes first.
+    broken = places.uploads / "gone.flac"
+    said = subprocess.run(
+        [ffmpeg_path(), "-hide_banner", "-v", "error", "-i", str(broken), "-f", "null", "-"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stderr.strip()
+    assert str(places.uploads) in said
+    decode = stages.decode_to_file
+
+    def fails_midway(*args: Any, **kwargs: Any) -> Any:
+        decode(*args, **kwargs)
+        raise AudioError(said)  # the decode of a file damaged past its headers
+
+    monkeypatch.setattr(stages, "decode_to_file", fails_midway)
+    jobs.enqueue_submission(submission.id)
+    run_jobs()
+
+    done = reload(submission.id)
+    assert done.status == SubmissionStatus.DISCARDED
+    assert done.reason == "the audio could not be decoded: the file may be damaged or cut short"
+    assert done.error == f"decode: {said}"  # for the admins
+    sent = mailer()
+    assert isinstance(sent, MemoryMailer)
+    (email,) = sent.outbox
+    assert done.reason in email.text
+    assert str(places.uploads) not in email.text
