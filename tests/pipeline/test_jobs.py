@@ -245,7 +245,8 @@ def test_a_file_that_is_not_audio_is_discarded_at_once(
     assert done.reason is not None
     assert done.reason.startswith("the file is not audio we can read")
     assert str(places.uploads) not in done.reason  # ffprobe's words stay with the admins
-    assert done.error is not None and done.error.startswith("probe: ")
+    assert done.error is not None
+    assert done.error.startswith("probe: ")
     assert [(a.outcome, a.stage) for a in attempts(submission.id)] == [("discarded", "vet")]
     assert not Path(done.upload_path or "").exists()
     assert outbox() == ["Your set could not be processed"]
