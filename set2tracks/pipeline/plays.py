@@ -25,6 +25,18 @@ class TrackRef:
     shazam_key: str | None = None
     isrc: str | None = None
     album: str | None = None
+    # What the music services say of it (Shazam when it recognised the track, then the
+    # enrichment stage's Spotify and Apple Music lookups). The save stage fills the
+    # catalogue track's empty columns from these.
+    spotify_id: str | None = None
+    apple_music_id: str | None = None
+    label: str | None = None
+    genres: tuple[str, ...] = ()
+    release_date: str | None = None  # "YYYY", "YYYY-MM" or "YYYY-MM-DD", as the service gave it
+    cover_url: str | None = None
+    preview_url: str | None = None
+    popularity: int | None = None  # Spotify's 0-100
+    duration_seconds: float | None = None
 
     def same_track(self, other: TrackRef) -> bool:
         """Whether both refs name one recording (a key they share is equal)."""
