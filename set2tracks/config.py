@@ -10,6 +10,7 @@ error instead of one per restart.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Callable, Mapping
 from datetime import timedelta
@@ -227,6 +228,26 @@ def load_config(
     retry_base_seconds = env.int("RETRY_BASE_SECONDS", 30, validate=Range(1, 3600))
     # Per-job temporary folders (downloads, decoded PCM); leftovers over a day old are swept.
     work_dir = env.path("WORK_DIR", instance / "work")
+    # The music services (issue 11): YouTube, Shazam, Spotify, Apple Music.
+    # SET2TRACKS_FAKE_SERVICES swaps all four for the offline fakes the tests use (a demo).
+    fake_services = env.bool("SET2TRACKS_FAKE_SERVICES", False)
+    youtube_min_seconds = env.int("YOUTUBE_MIN_SECONDS", 15 * 60, validate=Range(60, 6 * 3600))
+    youtube_max_seconds = env.int("YOUTUBE_MAX_SECONDS", 6 * 3600, validate=Range(60, 24 * 3600))
+    shazam_per_minute = env.int("SHAZAM_PER_MINUTE", 10, validate=Range(1, 600))
+    spotify_client_id = env.str("SPOTIFY_CLIENT_ID", None)
+    spotify_client_secret = env.str("SPOTIFY_CLIENT_SECRET", None)
+    apple_team_id = env.str("APPLE_TEAM_ID", None)
+    apple_key_id = env.str("APPLE_KEY_ID", None)
+    apple_private_key = env.str("APPLE_PRIVATE_KEY", None)  # the .p8 key's PEM text
+    apple_storefront = env.str(
+        "APPLE_STOREFRONT",
+        "us",
+        validate=_check(
+            lambda v: bool(re.fullmatch(r"[a-z]{2}", v)), "a two-letter country code such as us"
+        ),
+    )
+    min_identified_tracks = env.int("MIN_IDENTIFIED_TRACKS", 5, validate=Range(1, 100))
+    channel_crawl_minutes = env.int("CHANNEL_CRAWL_MINUTES", 30, validate=Range(5, 24 * 60))
 
     try:
         env.seal()
@@ -247,6 +268,10 @@ def load_config(
             problems["DATABASE_URL"] = "production needs PostgreSQL, not SQLite"
         if flask_debug:
             problems["FLASK_DEBUG"] = "debug mode must be off in production"
+        if fake_services:
+            problems["SET2TRACKS_FAKE_SERVICES"] = (
+                "the offline fakes are for demos and tests; production talks to the real services"
+            )
         if "SITE_URL" not in problems:
             if not site_url:
                 # Reset and invite links must never be built from a Host header a client sent.
@@ -293,6 +318,18 @@ def load_config(
         "MAX_ATTEMPTS": max_attempts,
         "RETRY_BASE_SECONDS": retry_base_seconds,
         "WORK_DIR": str(work_dir),
+        "FAKE_SERVICES": fake_services,
+        "YOUTUBE_MIN_SECONDS": youtube_min_seconds,
+        "YOUTUBE_MAX_SECONDS": youtube_max_seconds,
+        "SHAZAM_PER_MINUTE": shazam_per_minute,
+        "SPOTIFY_CLIENT_ID": spotify_client_id or None,
+        "SPOTIFY_CLIENT_SECRET": spotify_client_secret or None,
+        "APPLE_TEAM_ID": apple_team_id or None,
+        "APPLE_KEY_ID": apple_key_id or None,
+        "APPLE_PRIVATE_KEY": apple_private_key or None,
+        "APPLE_STOREFRONT": apple_storefront,
+        "MIN_IDENTIFIED_TRACKS": min_identified_tracks,
+        "CHANNEL_CRAWL_MINUTES": channel_crawl_minutes,
     }
     settings.update(_profile_settings(production, instance))
     return settings
